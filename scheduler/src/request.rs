@@ -1,0 +1,49 @@
+//! What a front end hands to a scheduler and what it gets back.
+
+use std::time::Instant;
+
+use ferrite_backends::NamedTensor;
+use tokio::sync::oneshot;
+
+use crate::SchedulerError;
+
+/// One validated inference request, owned by the scheduler once enqueued.
+#[derive(Debug)]
+pub struct InferRequest {
+    /// Input tensors with their full shapes (batch dimension first for
+    /// batching models).
+    pub inputs: Vec<NamedTensor>,
+    /// Outputs to compute; empty means every output.
+    pub outputs: Vec<String>,
+    /// Rows this request contributes to a batch: its first dimension for
+    /// batching models, 1 otherwise.
+    pub batch_size: usize,
+    /// When the front end received the request; queue and request durations
+    /// are measured from here.
+    pub arrival: Instant,
+}
+
+/// The outputs of one request, each a slice of its batch's output buffer.
+#[derive(Debug, Clone)]
+pub struct InferResponse {
+    pub outputs: Vec<NamedTensor>,
+}
+
+pub(crate) type ResponseSender = oneshot::Sender<Result<InferResponse, SchedulerError>>;
+
+/// The receiving half a front end awaits.
+pub type ResponseReceiver = oneshot::Receiver<Result<InferResponse, SchedulerError>>;
+
+/// A request in a queue together with the channel of its answer.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub request: InferRequest,
+    pub reply: ResponseSender,
+}
+
+impl Pending {
+    /// Whether the client gave up waiting (connection closed, call cancelled).
+    pub fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
