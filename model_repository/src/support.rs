@@ -73,6 +73,21 @@ pub const FIELDS: &[(&str, Support)] = &[
         "dynamic_batching.default_queue_policy.max_queue_size",
         Support::Implemented,
     ),
+    (
+        "dynamic_batching.default_queue_policy.timeout_action",
+        Support::Implemented,
+    ),
+    (
+        "dynamic_batching.default_queue_policy.default_timeout_microseconds",
+        Support::Implemented,
+    ),
+    (
+        "dynamic_batching.default_queue_policy.allow_timeout_override",
+        Support::Implemented,
+    ),
+    ("dynamic_batching.priority_levels", Support::Implemented),
+    ("dynamic_batching.default_priority_level", Support::Implemented),
+    ("dynamic_batching.priority_queue_policy", Support::Implemented),
     ("default_model_filename", Support::Implemented),
     ("parameters", Support::Implemented),
     ("model_transaction_policy", Support::Implemented),

@@ -205,6 +205,8 @@ mod tests {
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             batch_size: rows,
             arrival: Instant::now(),
+            priority: 0,
+            timeout: None,
         }
     }
 

@@ -21,7 +21,7 @@ mod scheduler;
 mod stats;
 mod worker;
 
-pub use batch_former::{BatchFormer, BatchPolicy, Batchable, Decision};
+pub use batch_former::{BatchFormer, BatchPolicy, Batchable, Decision, QueuePolicy, TimeoutAction};
 pub use request::{InferRequest, InferResponse, ResponseReceiver};
 pub use scheduler::{ModelScheduler, SchedulerOptions, DEFAULT_MAX_QUEUE_SIZE};
 pub use stats::{
@@ -34,6 +34,9 @@ pub enum SchedulerError {
     /// The queue holds `max_queue_size` requests already.
     #[error("exceeds maximum queue size of {max_queue_size}")]
     QueueFull { max_queue_size: usize },
+    /// The request waited in the queue past its timeout.
+    #[error("request timeout expired")]
+    TimedOut,
     /// The model is being unloaded or the server is shutting down.
     #[error("the model is not accepting requests")]
     Stopped,

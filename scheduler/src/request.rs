@@ -1,6 +1,6 @@
 //! What a front end hands to a scheduler and what it gets back.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferrite_backends::NamedTensor;
 use tokio::sync::oneshot;
@@ -21,6 +21,12 @@ pub struct InferRequest {
     /// When the front end received the request; queue and request durations
     /// are measured from here.
     pub arrival: Instant,
+    /// Triton's request priority: 1 is the highest, 0 means the model's
+    /// default level. Ignored by models without priority levels.
+    pub priority: u32,
+    /// The request's own queue timeout, honoured where the queue policy
+    /// allows overrides.
+    pub timeout: Option<Duration>,
 }
 
 /// The outputs of one request, each a slice of its batch's output buffer.
@@ -39,6 +45,10 @@ pub type ResponseReceiver = oneshot::Receiver<Result<InferResponse, SchedulerErr
 pub(crate) struct Pending {
     pub request: InferRequest,
     pub reply: ResponseSender,
+    /// Index of the priority level's queue.
+    pub level: usize,
+    /// When the queue timeout expires, if the level has one.
+    pub deadline: Option<Instant>,
 }
 
 impl Pending {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use ferrite_backends::{Backend, BackendError, DataType, NamedTensor, Tensor};
 use ferrite_scheduler::{
-    BatchPolicy, InferRequest, ModelScheduler, ResponseReceiver, SchedulerError, SchedulerOptions,
+    BatchPolicy, InferRequest, ModelScheduler, QueuePolicy, ResponseReceiver, SchedulerError,
+    SchedulerOptions,
 };
 
 /// Adds one to every FP32 element of input "x", answering as "y". Each
@@ -51,6 +52,20 @@ struct Harness {
 }
 
 fn harness(max_batch_size: usize, max_queue_size: usize, instances: usize) -> Harness {
+    harness_with(
+        max_batch_size,
+        max_queue_size,
+        instances,
+        vec![QueuePolicy::default()],
+    )
+}
+
+fn harness_with(
+    max_batch_size: usize,
+    max_queue_size: usize,
+    instances: usize,
+    levels: Vec<QueuePolicy>,
+) -> Harness {
     let (started_tx, started) = crossbeam_channel::unbounded();
     let (permits, permits_rx) = crossbeam_channel::unbounded();
     let backends: Vec<Box<dyn Backend>> = (0..instances)
@@ -68,8 +83,10 @@ fn harness(max_batch_size: usize, max_queue_size: usize, instances: usize) -> Ha
             dynamic: true,
             preferred_batch_sizes: Vec::new(),
             max_queue_delay: Duration::ZERO,
+            levels,
         },
         max_queue_size,
+        default_level: 1,
     };
     Harness {
         scheduler: ModelScheduler::start(options, backends).unwrap(),
@@ -86,6 +103,8 @@ fn request(values: &[f32]) -> InferRequest {
         outputs: Vec::new(),
         batch_size: 1,
         arrival: Instant::now(),
+        priority: 0,
+        timeout: None,
     }
 }
 
@@ -199,4 +218,74 @@ fn shutdown_answers_queued_requests() {
     for (i, receiver) in receivers.into_iter().enumerate() {
         assert_eq!(answer(receiver).unwrap(), vec![i as f32 + 1.0]);
     }
+}
+
+fn with_priority(values: &[f32], priority: u32, timeout: Option<Duration>) -> InferRequest {
+    InferRequest {
+        priority,
+        timeout,
+        ..request(values)
+    }
+}
+
+#[test]
+fn high_priority_requests_overtake_queued_ones() {
+    let h = harness_with(
+        1,
+        0,
+        1,
+        vec![QueuePolicy::default(), QueuePolicy::default()],
+    );
+    let first = h.scheduler.submit(request(&[0.0])).unwrap();
+    wait_started(&h);
+    let low = h.scheduler.submit(with_priority(&[10.0], 2, None)).unwrap();
+    let default = h.scheduler.submit(request(&[20.0])).unwrap();
+    let high = h.scheduler.submit(with_priority(&[30.0], 1, None)).unwrap();
+    for _ in 0..4 {
+        h.permits.send(()).unwrap();
+    }
+    answer(first).unwrap();
+    assert_eq!(answer(high).unwrap(), vec![31.0]);
+    assert_eq!(answer(low).unwrap(), vec![11.0]);
+    assert_eq!(answer(default).unwrap(), vec![21.0]);
+}
+
+#[test]
+fn queue_timeout_rejects_while_every_instance_is_busy() {
+    let policy = QueuePolicy {
+        default_timeout: Some(Duration::from_millis(1)),
+        ..QueuePolicy::default()
+    };
+    let h = harness_with(8, 0, 1, vec![policy]);
+    let first = h.scheduler.submit(request(&[0.0])).unwrap();
+    wait_started(&h);
+    let late = h.scheduler.submit(request(&[1.0])).unwrap();
+    assert_eq!(answer(late), Err(SchedulerError::TimedOut));
+    h.permits.send(()).unwrap();
+    answer(first).unwrap();
+    assert_eq!(h.scheduler.stats().snapshot().fail.count, 1);
+    assert_eq!(h.scheduler.queued(), 0);
+}
+
+#[test]
+fn per_level_queue_bound() {
+    let bounded = QueuePolicy {
+        max_queue_size: 1,
+        ..QueuePolicy::default()
+    };
+    let h = harness_with(8, 0, 1, vec![QueuePolicy::default(), bounded]);
+    let first = h.scheduler.submit(request(&[0.0])).unwrap();
+    wait_started(&h);
+    let queued = h.scheduler.submit(with_priority(&[1.0], 2, None)).unwrap();
+    let refused = h
+        .scheduler
+        .submit(with_priority(&[1.0], 2, None))
+        .unwrap_err();
+    assert_eq!(refused, SchedulerError::QueueFull { max_queue_size: 1 });
+    let other_level = h.scheduler.submit(with_priority(&[1.0], 1, None)).unwrap();
+    h.permits.send(()).unwrap();
+    h.permits.send(()).unwrap();
+    answer(first).unwrap();
+    answer(queued).unwrap();
+    answer(other_level).unwrap();
 }

@@ -1,9 +1,49 @@
 //! The dynamic batcher's decisions as a pure state machine: no channels, no
 //! threads, no clock of its own. The batcher thread feeds it requests and the
 //! current time; it answers what to dispatch, or until when to wait.
+//!
+//! Requests wait in one queue per priority level (level 0 is the highest,
+//! Triton's priority 1). A batch is formed from the highest level first, then
+//! lower ones, then requests whose queue timeout expired under the DELAY
+//! action. Requests whose timeout expired under REJECT are taken out and
+//! answered with an error by the caller.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// What happens to a request whose queue timeout expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeoutAction {
+    /// Answer it with a timeout error.
+    #[default]
+    Reject,
+    /// Keep it, behind every request that has not timed out.
+    Delay,
+}
+
+/// The queue policy of one priority level (Triton's `ModelQueuePolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueuePolicy {
+    /// Requests of this level queued at most; 0 means no per-level bound
+    /// (the scheduler's overall bound still applies).
+    pub max_queue_size: usize,
+    /// Queue timeout of requests that do not set their own; `None` waits
+    /// forever.
+    pub default_timeout: Option<Duration>,
+    /// Whether a request's own `timeout` parameter replaces the default.
+    pub allow_timeout_override: bool,
+    pub timeout_action: TimeoutAction,
+}
+
+impl QueuePolicy {
+    /// The queue timeout of a request that asked for `requested`.
+    pub fn timeout(&self, requested: Option<Duration>) -> Option<Duration> {
+        match requested {
+            Some(timeout) if self.allow_timeout_override && !timeout.is_zero() => Some(timeout),
+            _ => self.default_timeout,
+        }
+    }
+}
 
 /// How a model's requests are grouped into executions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +58,8 @@ pub struct BatchPolicy {
     pub preferred_batch_sizes: Vec<usize>,
     /// How long the oldest queued request may wait for a batch to fill.
     pub max_queue_delay: Duration,
+    /// One queue policy per priority level, highest first; never empty.
+    pub levels: Vec<QueuePolicy>,
 }
 
 impl BatchPolicy {
@@ -29,6 +71,7 @@ impl BatchPolicy {
             dynamic: false,
             preferred_batch_sizes: Vec::new(),
             max_queue_delay: Duration::ZERO,
+            levels: vec![QueuePolicy::default()],
         }
     }
 
@@ -43,6 +86,10 @@ pub trait Batchable {
     fn rows(&self) -> usize;
     /// When it arrived; the queue delay runs from the oldest item.
     fn arrival(&self) -> Instant;
+    /// Its priority level: an index into [`BatchPolicy::levels`].
+    fn level(&self) -> usize;
+    /// When its queue timeout expires, if it has one.
+    fn deadline(&self) -> Option<Instant>;
     /// Whether the two may share one execution (same inputs, same non-batch
     /// shapes).
     fn compatible(&self, other: &Self) -> bool;
@@ -61,72 +108,100 @@ pub enum Decision<T> {
     Empty,
 }
 
-/// The queue of one model and the rule that turns it into batches.
+/// The queues of one model and the rule that turns them into batches.
 #[derive(Debug)]
 pub struct BatchFormer<T> {
     policy: BatchPolicy,
-    queue: VecDeque<T>,
+    /// One queue per priority level, then the delayed queue last.
+    queues: Vec<VecDeque<T>>,
 }
 
 impl<T: Batchable> BatchFormer<T> {
     pub fn new(policy: BatchPolicy) -> Self {
-        Self {
-            policy,
-            queue: VecDeque::new(),
-        }
+        let queues = (0..=policy.levels.len().max(1))
+            .map(|_| VecDeque::new())
+            .collect();
+        Self { policy, queues }
     }
 
     pub fn push(&mut self, item: T) {
-        self.queue.push_back(item);
+        let last_level = self.queues.len() - 2;
+        self.queues[item.level().min(last_level)].push_back(item);
     }
 
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.queues.iter().map(VecDeque::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queues.iter().all(VecDeque::is_empty)
     }
 
     /// Removes and returns every item whose client went away.
     pub fn take_abandoned(&mut self) -> Vec<T> {
-        if !self.queue.iter().any(Batchable::abandoned) {
-            return Vec::new();
+        self.take_where(|item| item.abandoned())
+    }
+
+    /// Applies queue timeouts at `now`: items of REJECT levels whose deadline
+    /// passed are removed and returned; those of DELAY levels move behind
+    /// every item that has not timed out.
+    pub fn take_expired(&mut self, now: Instant) -> Vec<T> {
+        let expired = |item: &T| item.deadline().is_some_and(|d| d <= now);
+        let delayed_index = self.queues.len() - 1;
+        let mut rejected = Vec::new();
+        for level in 0..delayed_index {
+            if !self.queues[level].iter().any(expired) {
+                continue;
+            }
+            let action = self
+                .policy
+                .levels
+                .get(level)
+                .map_or(TimeoutAction::Reject, |p| p.timeout_action);
+            let (gone, kept): (VecDeque<T>, VecDeque<T>) = std::mem::take(&mut self.queues[level])
+                .into_iter()
+                .partition(expired);
+            self.queues[level] = kept;
+            match action {
+                TimeoutAction::Reject => rejected.extend(gone),
+                TimeoutAction::Delay => self.queues[delayed_index].extend(gone),
+            }
         }
-        let (gone, kept): (VecDeque<T>, VecDeque<T>) = std::mem::take(&mut self.queue)
-            .into_iter()
-            .partition(|item| item.abandoned());
-        self.queue = kept;
-        gone.into()
+        rejected
     }
 
     /// Decides what to dispatch at `now`. With `flush` set (shutting down),
     /// whatever can be batched is dispatched without waiting.
     pub fn decide(&mut self, now: Instant, flush: bool) -> Decision<T> {
-        let Some(head) = self.queue.front() else {
+        let mut ordered = self.queues.iter().flatten();
+        let Some(head) = ordered.next() else {
             return Decision::Empty;
         };
         if !self.policy.batches() {
             return self.dispatch(1);
         }
         let max = self.policy.max_batch_size;
-        let mut rows = 0;
-        let mut taken = 0;
-        let mut preferred_prefix = None;
-        let mut closed = false;
-        for item in &self.queue {
-            if taken > 0 && (!head.compatible(item) || rows + item.rows() > max) {
-                closed = true;
-                break;
-            }
-            rows += item.rows();
-            taken += 1;
-            if self.policy.preferred_batch_sizes.contains(&rows) {
-                preferred_prefix = Some(taken);
-            }
-            if rows >= max {
-                closed = true;
-                break;
+        let mut rows = head.rows();
+        let mut taken = 1;
+        let mut oldest = head.arrival();
+        let mut preferred_prefix = self.preferred(rows).then_some(1);
+        let mut closed = rows >= max;
+        if !closed {
+            for item in ordered {
+                if !head.compatible(item) || rows + item.rows() > max {
+                    closed = true;
+                    break;
+                }
+                rows += item.rows();
+                taken += 1;
+                oldest = oldest.min(item.arrival());
+                if self.preferred(rows) {
+                    preferred_prefix = Some(taken);
+                }
+                if rows >= max {
+                    closed = true;
+                    break;
+                }
             }
         }
         if closed || flush {
@@ -135,195 +210,56 @@ impl<T: Batchable> BatchFormer<T> {
         if let Some(prefix) = preferred_prefix {
             return self.dispatch(prefix);
         }
-        let deadline = head.arrival() + self.policy.max_queue_delay;
+        let deadline = oldest + self.policy.max_queue_delay;
         if now >= deadline {
-            self.dispatch(taken)
-        } else {
-            Decision::WaitUntil(deadline)
+            return self.dispatch(taken);
         }
+        let wake = self.next_timeout().map_or(deadline, |t| t.min(deadline));
+        Decision::WaitUntil(wake)
     }
 
-    fn dispatch(&mut self, count: usize) -> Decision<T> {
-        Decision::Dispatch(self.queue.drain(..count).collect())
+    /// The earliest queue timeout among items that have not timed out yet.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.queues
+            .iter()
+            .take(self.queues.len() - 1)
+            .flatten()
+            .filter_map(Batchable::deadline)
+            .min()
+    }
+
+    fn preferred(&self, rows: usize) -> bool {
+        self.policy.preferred_batch_sizes.contains(&rows)
+    }
+
+    fn take_where(&mut self, condition: impl Fn(&T) -> bool) -> Vec<T> {
+        let mut taken = Vec::new();
+        for queue in &mut self.queues {
+            if !queue.iter().any(&condition) {
+                continue;
+            }
+            let (gone, kept): (VecDeque<T>, VecDeque<T>) =
+                std::mem::take(queue).into_iter().partition(&condition);
+            *queue = kept;
+            taken.extend(gone);
+        }
+        taken
+    }
+
+    /// Removes the first `count` items in priority order.
+    fn dispatch(&mut self, mut count: usize) -> Decision<T> {
+        let mut batch = Vec::with_capacity(count);
+        for queue in &mut self.queues {
+            let n = count.min(queue.len());
+            batch.extend(queue.drain(..n));
+            count -= n;
+            if count == 0 {
+                break;
+            }
+        }
+        Decision::Dispatch(batch)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, PartialEq, Eq)]
-    struct Item {
-        id: u32,
-        rows: usize,
-        shape: u32,
-        arrival: Instant,
-        gone: bool,
-    }
-
-    impl Batchable for Item {
-        fn rows(&self) -> usize {
-            self.rows
-        }
-        fn arrival(&self) -> Instant {
-            self.arrival
-        }
-        fn compatible(&self, other: &Self) -> bool {
-            self.shape == other.shape
-        }
-        fn abandoned(&self) -> bool {
-            self.gone
-        }
-    }
-
-    struct Clock(Instant);
-
-    impl Clock {
-        fn at(&self, micros: u64) -> Instant {
-            self.0 + Duration::from_micros(micros)
-        }
-    }
-
-    fn item(clock: &Clock, id: u32, rows: usize, at: u64) -> Item {
-        Item {
-            id,
-            rows,
-            shape: 0,
-            arrival: clock.at(at),
-            gone: false,
-        }
-    }
-
-    fn policy(max: usize, preferred: &[usize], delay_us: u64) -> BatchPolicy {
-        BatchPolicy {
-            max_batch_size: max,
-            dynamic: true,
-            preferred_batch_sizes: preferred.to_vec(),
-            max_queue_delay: Duration::from_micros(delay_us),
-        }
-    }
-
-    fn ids(decision: Decision<Item>) -> Vec<u32> {
-        match decision {
-            Decision::Dispatch(items) => items.into_iter().map(|i| i.id).collect(),
-            other => panic!("expected a dispatch, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn unbatched_dispatches_one_at_a_time() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(BatchPolicy::unbatched(8));
-        assert_eq!(former.decide(clock.at(0), false), Decision::Empty);
-        former.push(item(&clock, 1, 1, 0));
-        former.push(item(&clock, 2, 1, 0));
-        assert_eq!(ids(former.decide(clock.at(0), false)), vec![1]);
-        assert_eq!(ids(former.decide(clock.at(0), false)), vec![2]);
-    }
-
-    #[test]
-    fn waits_for_the_delay_measured_from_the_oldest() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(8, &[], 100));
-        former.push(item(&clock, 1, 1, 0));
-        former.push(item(&clock, 2, 1, 50));
-        assert_eq!(
-            former.decide(clock.at(60), false),
-            Decision::WaitUntil(clock.at(100))
-        );
-        assert_eq!(ids(former.decide(clock.at(100), false)), vec![1, 2]);
-        assert!(former.is_empty());
-    }
-
-    #[test]
-    fn zero_delay_dispatches_at_once() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(8, &[], 0));
-        former.push(item(&clock, 1, 1, 0));
-        former.push(item(&clock, 2, 1, 0));
-        assert_eq!(ids(former.decide(clock.at(0), false)), vec![1, 2]);
-    }
-
-    #[test]
-    fn full_batch_goes_before_the_delay() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(4, &[], 1_000_000));
-        for id in 0..6 {
-            former.push(item(&clock, id, 1, 0));
-        }
-        assert_eq!(ids(former.decide(clock.at(1), false)), vec![0, 1, 2, 3]);
-        assert_eq!(
-            former.decide(clock.at(1), false),
-            Decision::WaitUntil(clock.at(1_000_000))
-        );
-    }
-
-    #[test]
-    fn preferred_size_dispatches_when_reachable() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(16, &[2, 4], 1_000_000));
-        for id in 0..5 {
-            former.push(item(&clock, id, 1, 0));
-        }
-        assert_eq!(ids(former.decide(clock.at(1), false)), vec![0, 1, 2, 3]);
-        assert_eq!(
-            former.decide(clock.at(1), false),
-            Decision::WaitUntil(clock.at(1_000_000))
-        );
-    }
-
-    #[test]
-    fn multi_row_requests_count_by_rows_and_never_overflow() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(8, &[], 1_000_000));
-        former.push(item(&clock, 1, 3, 0));
-        former.push(item(&clock, 2, 4, 0));
-        former.push(item(&clock, 3, 2, 0));
-        assert_eq!(ids(former.decide(clock.at(0), false)), vec![1, 2]);
-        assert_eq!(
-            former.decide(clock.at(0), false),
-            Decision::WaitUntil(clock.at(1_000_000))
-        );
-    }
-
-    #[test]
-    fn incompatible_shapes_close_the_batch() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(8, &[], 1_000_000));
-        former.push(item(&clock, 1, 1, 0));
-        former.push(Item {
-            shape: 7,
-            ..item(&clock, 2, 1, 0)
-        });
-        former.push(item(&clock, 3, 1, 0));
-        assert_eq!(ids(former.decide(clock.at(0), false)), vec![1]);
-        assert_eq!(ids(former.decide(clock.at(0), false)), vec![2]);
-        assert_eq!(
-            former.decide(clock.at(0), false),
-            Decision::WaitUntil(clock.at(1_000_000))
-        );
-    }
-
-    #[test]
-    fn flush_dispatches_without_waiting() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(8, &[], 1_000_000));
-        former.push(item(&clock, 1, 1, 0));
-        assert_eq!(ids(former.decide(clock.at(0), true)), vec![1]);
-    }
-
-    #[test]
-    fn abandoned_items_are_taken_out() {
-        let clock = Clock(Instant::now());
-        let mut former = BatchFormer::new(policy(8, &[], 0));
-        former.push(item(&clock, 1, 1, 0));
-        former.push(Item {
-            gone: true,
-            ..item(&clock, 2, 1, 0)
-        });
-        former.push(item(&clock, 3, 1, 0));
-        let gone: Vec<u32> = former.take_abandoned().into_iter().map(|i| i.id).collect();
-        assert_eq!(gone, vec![2]);
-        assert_eq!(ids(former.decide(clock.at(0), false)), vec![1, 3]);
-    }
-}
+mod tests;
