@@ -5,8 +5,11 @@
 #   2. cargo test --workspace, with ORT_DYLIB_PATH pointing at the venv's ONNX Runtime
 #   3. cargo build of the ferrite binary, then the conformance suite against it
 #      (pytest ci/conformance with NVIDIA's tritonclient and perf_analyzer)
-# Set-up failures stop the run at once; both test phases run (the conformance suite
-# only if the binary builds), and the script exits non-zero if anything failed.
+#   4. the deployment checks (ci/deploy_check.sh: hadolint, kustomize renderings validated
+#      against the Kubernetes schemas, pytest ci/deploy against the same binary)
+# Set-up failures stop the run at once; every test phase runs (the conformance suite and
+# the deployment checks only if the binary builds), and the script exits non-zero if
+# anything failed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +55,11 @@ echo "FERRITE_BIN=$FERRITE_BIN"
 step "conformance suite (pytest ci/conformance)"
 if ! .venv/bin/python -m pytest ci/conformance -v; then
     failed+=("pytest ci/conformance")
+fi
+
+step "deployment checks (ci/deploy_check.sh)"
+if ! bash ci/deploy_check.sh; then
+    failed+=("ci/deploy_check.sh")
 fi
 
 finish
