@@ -22,19 +22,21 @@ pub const DEFAULT_MAX_BATCH_SIZE: i32 = 4;
 /// is batchable when every input and output has a variable first dimension;
 /// an undeclared `max_batch_size` of a batchable model becomes
 /// `default_max_batch_size`, unless a declared input or output gives the
-/// model's full rank in `dims` (a non-batching configuration).
+/// model's full rank in `dims` (a non-batching configuration). As in
+/// Triton's ONNX Runtime backend, only a filled-in `max_batch_size` also
+/// turns on the dynamic batcher (when no scheduler is set).
 pub fn auto_complete(
     config: &mut ModelConfig,
     model: &OnnxModelInfo,
     max_batch_size_declared: bool,
     default_max_batch_size: i32,
 ) {
-    if config.max_batch_size == 0
+    let filled_max_batch_size = config.max_batch_size == 0
         && !max_batch_size_declared
         && default_max_batch_size > 0
         && is_batchable(model)
-        && !declares_full_rank(config, model)
-    {
+        && !declares_full_rank(config, model);
+    if filled_max_batch_size {
         config.max_batch_size = default_max_batch_size;
     }
     let batching = config.max_batch_size > 0;
@@ -77,7 +79,7 @@ pub fn auto_complete(
         }
     }
 
-    if batching && config.scheduling_choice.is_none() {
+    if filled_max_batch_size && config.scheduling_choice.is_none() {
         config.scheduling_choice = Some(SchedulingChoice::DynamicBatching(
             ModelDynamicBatching::default(),
         ));
@@ -214,6 +216,7 @@ mod tests {
         auto_complete(&mut config, &batchable(), true, DEFAULT_MAX_BATCH_SIZE);
         assert_eq!(config.max_batch_size, 16);
         assert_eq!(config.input[0].dims, vec![3, -1]);
+        assert!(config.scheduling_choice.is_none());
     }
 
     #[test]

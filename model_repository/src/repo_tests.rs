@@ -97,8 +97,10 @@ fn triton_simple_config_loads() {
     assert_eq!(spec.config.max_batch_size, 8);
     assert_eq!(spec.config.backend, "onnxruntime");
     assert_eq!(spec.config_path, Some(spec.dir.join("config.pbtxt")));
-    // A batching model without a scheduler gets the dynamic batcher.
-    assert!(spec.config.scheduling_choice.is_some());
+    // A declared max_batch_size is not auto-filled, so no scheduler is
+    // added: Triton's ONNX Runtime backend turns the dynamic batcher on only
+    // when it fills max_batch_size itself.
+    assert!(spec.config.scheduling_choice.is_none());
 }
 
 #[test]

@@ -86,8 +86,14 @@ pub const FIELDS: &[(&str, Support)] = &[
         Support::Implemented,
     ),
     ("dynamic_batching.priority_levels", Support::Implemented),
-    ("dynamic_batching.default_priority_level", Support::Implemented),
-    ("dynamic_batching.priority_queue_policy", Support::Implemented),
+    (
+        "dynamic_batching.default_priority_level",
+        Support::Implemented,
+    ),
+    (
+        "dynamic_batching.priority_queue_policy",
+        Support::Implemented,
+    ),
     ("default_model_filename", Support::Implemented),
     ("parameters", Support::Implemented),
     ("model_transaction_policy", Support::Implemented),
@@ -208,7 +214,9 @@ input [ { name: "x" data_type: TYPE_FP32 dims: [ 3 ] optional: false format: FOR
 output [ { name: "y" data_type: TYPE_FP32 dims: [ 3 ] } ]
 instance_group [ { name: "g" count: 2 kind: KIND_GPU gpus: [ 0 ] }, { kind: KIND_AUTO } ]
 dynamic_batching { max_queue_delay_microseconds: 5 preferred_batch_size: [ 2 ]
-  preserve_ordering: true default_queue_policy { max_queue_size: 8 } }
+  preserve_ordering: true priority_levels: 2 default_priority_level: 1
+  default_queue_policy { max_queue_size: 8 default_timeout_microseconds: 5
+    allow_timeout_override: true timeout_action: DELAY } }
 default_model_filename: "net.onnx"
 parameters { key: "k" value { string_value: "v" } }
 model_transaction_policy { decoupled: false }
@@ -261,12 +269,8 @@ metric_tags { key: "team" value: "a" }
                 "output[0].label_filename",
             ),
             (
-                "dynamic_batching { priority_levels: 2 }",
-                "dynamic_batching.priority_levels",
-            ),
-            (
-                "dynamic_batching { default_queue_policy { default_timeout_microseconds: 5 } }",
-                "dynamic_batching.default_queue_policy.default_timeout_microseconds",
+                "model_transaction_policy { decoupled: true }",
+                "model_transaction_policy.decoupled",
             ),
             (
                 "model_transaction_policy { decoupled: true }",
