@@ -4,7 +4,8 @@
 //! "onnxruntime_onnx"` or `backend: "onnxruntime"` asks for ONNX Runtime,
 //! which is loaded from a shared library at run time. Where no usable library
 //! is found, tract (compiled in) serves the ONNX file instead and a warning
-//! says why. `backend: "tract"` asks for tract explicitly.
+//! says why. `backend: "tract"` asks for tract explicitly. Instance groups
+//! placed on a GPU ask for the `cuda` engine ([`resolve_gpu_engine`]).
 
 pub(crate) mod io;
 pub(crate) mod parameters;
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use ferrite_proto::inference::ModelConfig;
 
+use crate::cuda::CudaBackend;
 use crate::onnxruntime::OnnxRuntimeBackend;
 use crate::tract::TractBackend;
 use crate::{Backend, BackendError};
@@ -28,6 +30,11 @@ pub enum EngineKind {
     OnnxRuntime,
     /// tract, the pure-Rust ONNX engine compiled into ferrite.
     Tract,
+    /// ferrite's CUDA engine, on GPU `device`.
+    Cuda {
+        /// The device ordinal the instance runs on.
+        device: usize,
+    },
 }
 
 impl EngineKind {
@@ -36,6 +43,7 @@ impl EngineKind {
         match self {
             EngineKind::OnnxRuntime => "onnxruntime",
             EngineKind::Tract => "tract",
+            EngineKind::Cuda { .. } => "cuda",
         }
     }
 }
@@ -108,6 +116,53 @@ pub fn resolve_engine(config: &ModelConfig) -> Result<EngineKind, BackendError> 
     )))
 }
 
+/// Chooses the engine for instances of a config placed on GPU `device`:
+/// the `cuda` engine, when the config names an ONNX platform or the
+/// `onnxruntime` backend (the CPU-only `tract` backend is refused) and the
+/// device is usable. The error says why not (no driver, no such device).
+pub fn resolve_gpu_engine(config: &ModelConfig, device: usize) -> Result<EngineKind, BackendError> {
+    let backend = config.backend.as_str();
+    if backend == "tract" {
+        return Err(BackendError::Unsupported(format!(
+            "model '{}': backend 'tract' runs on the CPU only; use KIND_CPU or another backend",
+            config.name
+        )));
+    }
+    if !names_onnx(config)? {
+        return Err(BackendError::Unsupported(format!(
+            "model '{}': the config names neither a platform nor a backend; set \
+             platform: \"{ONNX_PLATFORM}\" or backend: \"onnxruntime\"",
+            config.name
+        )));
+    }
+    crate::cuda::device(device)
+        .map(|_| EngineKind::Cuda { device })
+        .map_err(|reason| BackendError::Unsupported(format!("no usable GPU {device}: {reason}")))
+}
+
+/// Checks the platform and backend names of a config: `true` for an ONNX
+/// model, `false` when it names neither, an error for anything else.
+fn names_onnx(config: &ModelConfig) -> Result<bool, BackendError> {
+    let backend = config.backend.as_str();
+    let platform = config.platform.as_str();
+    if !platform.is_empty() && platform != ONNX_PLATFORM {
+        return Err(BackendError::Unsupported(format!(
+            "model '{}': platform '{platform}' is not supported; ferrite serves ONNX models \
+             (platform '{ONNX_PLATFORM}', backend 'onnxruntime' or 'tract')",
+            config.name
+        )));
+    }
+    match backend {
+        "" if platform.is_empty() => Ok(false),
+        "" | "onnxruntime" | "tract" => Ok(true),
+        other => Err(BackendError::Unsupported(format!(
+            "model '{}': backend '{other}' is not supported; ferrite provides the \
+             'onnxruntime' and 'tract' backends",
+            config.name
+        ))),
+    }
+}
+
 /// Loads one instance of a model with the engine named in the spec. Called
 /// once per instance, on or before the thread that will run it.
 pub fn create_instance(spec: &InstanceSpec) -> Result<Box<dyn Backend>, BackendError> {
@@ -121,6 +176,7 @@ pub fn create_instance(spec: &InstanceSpec) -> Result<Box<dyn Backend>, BackendE
     Ok(match spec.engine {
         EngineKind::OnnxRuntime => Box::new(OnnxRuntimeBackend::load(spec)?),
         EngineKind::Tract => Box::new(TractBackend::load(spec)?),
+        EngineKind::Cuda { device } => Box::new(CudaBackend::load(spec, device)?),
     })
 }
 
@@ -141,6 +197,23 @@ mod tests {
     fn names() {
         assert_eq!(EngineKind::OnnxRuntime.to_string(), "onnxruntime");
         assert_eq!(EngineKind::Tract.to_string(), "tract");
+        assert_eq!(EngineKind::Cuda { device: 1 }.to_string(), "cuda");
+    }
+
+    #[test]
+    fn gpu_engine_checks_the_config_then_the_device() {
+        let err = resolve_gpu_engine(&config("", "tract"), 0).unwrap_err();
+        assert!(err.to_string().contains("CPU only"), "{err}");
+        let err = resolve_gpu_engine(&config("tensorflow_savedmodel", ""), 0).unwrap_err();
+        assert!(err.to_string().contains("tensorflow_savedmodel"), "{err}");
+        let err = resolve_gpu_engine(&config("", "python"), 0).unwrap_err();
+        assert!(err.to_string().contains("backend 'python'"), "{err}");
+        match resolve_gpu_engine(&config(ONNX_PLATFORM, ""), 4096) {
+            Err(BackendError::Unsupported(reason)) => {
+                assert!(reason.contains("no usable GPU 4096"), "{reason}")
+            }
+            other => panic!("device 4096 cannot exist: {other:?}"),
+        }
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //!   ONNX Runtime loaded at run time through the `ort` crate.
 //! - `tract`: the pure-Rust fallback, used when no ONNX Runtime library can be
 //!   found, or when a config asks for `backend: "tract"`.
+//! - `cuda`: the GPU engine for KIND_GPU instance groups (CUDA loaded at run
+//!   time; see [`cuda`] for what it runs and how).
 
 pub mod bytes_codec;
+pub mod cuda;
 mod datatype;
 mod engine;
 pub mod onnxruntime;
@@ -15,7 +18,7 @@ mod tensor;
 pub mod tract;
 
 pub use datatype::DataType;
-pub use engine::{create_instance, resolve_engine, EngineKind, InstanceSpec};
+pub use engine::{create_instance, resolve_engine, resolve_gpu_engine, EngineKind, InstanceSpec};
 pub use tensor::{element_count, NamedTensor, Tensor, TensorError};
 
 /// Errors of the execution engines.
@@ -45,7 +48,8 @@ pub enum BackendError {
 /// One loaded model instance. An instance worker owns it on its own thread and
 /// calls it for one request or one batch at a time.
 pub trait Backend: Send {
-    /// The engine's name as logged and reported ("onnxruntime", "tract").
+    /// The engine's name as logged and reported ("onnxruntime", "tract",
+    /// "cuda").
     fn engine(&self) -> &'static str;
 
     /// Runs the model. `inputs` carry their full shapes (batch dimension
