@@ -56,6 +56,7 @@ def server(tmp_path_factory) -> Server:
     if real_models_present():
         args += ["--model-repository", str(REAL_MODELS)]
     args += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+    args += ["--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1", "--metrics-address", "127.0.0.1"]
 
     env = dict(os.environ)
     env.setdefault("ORT_DYLIB_PATH", ort_library())

@@ -1,0 +1,13 @@
+//! The HTTP front end and the metrics endpoint, driven over real sockets
+//! against a whole server loading the example models.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod concurrency;
+mod errors;
+mod health_metadata;
+mod infer_binary;
+mod infer_json;
+mod metrics;
+mod repository;
