@@ -16,16 +16,21 @@
 
 mod batch;
 mod batch_former;
+mod histogram;
 mod request;
 mod scheduler;
 mod stats;
 mod worker;
 
 pub use batch_former::{BatchFormer, BatchPolicy, Batchable, Decision, QueuePolicy, TimeoutAction};
+pub use histogram::{
+    latency_histograms, set_latency_histograms, Histogram, HistogramSnapshot, BUCKET_BOUNDS_US,
+};
 pub use request::{InferRequest, InferResponse, ResponseReceiver};
 pub use scheduler::{ModelScheduler, SchedulerOptions, DEFAULT_MAX_QUEUE_SIZE};
 pub use stats::{
-    BatchSnapshot, DurationSnapshot, DurationStat, ExecutionTimes, ModelStats, StatsSnapshot,
+    BatchSnapshot, DurationSnapshot, DurationStat, ExecutionTimes, FailureCounts, FailureReason,
+    ModelStats, StatsSnapshot,
 };
 
 /// Why a request was not answered with outputs.

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::batch_former::{BatchFormer, BatchPolicy, Batchable, Decision, QueuePolicy};
 use crate::request::{InferRequest, Pending, ResponseReceiver};
-use crate::stats::ModelStats;
+use crate::stats::{FailureReason, ModelStats};
 use crate::worker::Worker;
 use crate::SchedulerError;
 
@@ -341,8 +341,10 @@ impl Batcher {
         let now = Instant::now();
         for pending in self.former.take_expired(now) {
             self.counts.release(pending.level);
-            self.stats
-                .record_failure(now.saturating_duration_since(pending.request.arrival));
+            self.stats.record_failure(
+                FailureReason::Rejected,
+                now.saturating_duration_since(pending.request.arrival),
+            );
             let _ = pending.reply.send(Err(SchedulerError::TimedOut));
         }
     }

@@ -5,6 +5,56 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::histogram::{Histogram, HistogramSnapshot};
+
+/// Why a request failed, with Triton's `reason` label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// Refused by the scheduler: queue full or queue timeout.
+    Rejected,
+    /// The client went away before the request ran.
+    Canceled,
+    /// The model's execution failed.
+    Backend,
+    /// Anything else, such as a request that failed validation.
+    Other,
+}
+
+impl FailureReason {
+    /// Every reason, in the order of [`FailureCounts`].
+    pub const ALL: [FailureReason; 4] = [
+        FailureReason::Rejected,
+        FailureReason::Canceled,
+        FailureReason::Backend,
+        FailureReason::Other,
+    ];
+
+    /// Triton's label value for the reason.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureReason::Rejected => "REJECTED",
+            FailureReason::Canceled => "CANCELED",
+            FailureReason::Backend => "BACKEND",
+            FailureReason::Other => "OTHER",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Failed requests counted by [`FailureReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureCounts([u64; 4]);
+
+impl FailureCounts {
+    /// The count of one reason.
+    pub fn get(&self, reason: FailureReason) -> u64 {
+        self.0[reason.index()]
+    }
+}
+
 /// A count and the total time it accumulated.
 #[derive(Debug, Default)]
 pub struct DurationStat {
@@ -66,6 +116,9 @@ pub struct ModelStats {
     last_inference_ms: AtomicU64,
     abandoned: AtomicU64,
     rejected: AtomicU64,
+    failures: [AtomicU64; 4],
+    request_latency: Histogram,
+    queue_latency: Histogram,
     /// Indexed by batch size; entry 0 is unused.
     batches: Vec<BatchStat>,
 }
@@ -87,6 +140,12 @@ pub struct StatsSnapshot {
     pub abandoned: u64,
     /// Requests refused because the queue was full.
     pub rejected: u64,
+    /// Failures by reason; refusals and cancellations count here too.
+    pub failures: FailureCounts,
+    /// Latency of successful requests, arrival to answer.
+    pub request_latency: HistogramSnapshot,
+    /// Time successful requests spent queued.
+    pub queue_latency: HistogramSnapshot,
     pub batch_stats: Vec<BatchSnapshot>,
 }
 
@@ -114,6 +173,9 @@ impl ModelStats {
             last_inference_ms: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            failures: Default::default(),
+            request_latency: Histogram::default(),
+            queue_latency: Histogram::default(),
             batches: (0..=max_batch_size.max(1))
                 .map(|_| BatchStat::default())
                 .collect(),
@@ -121,16 +183,23 @@ impl ModelStats {
     }
 
     /// A request that failed after `elapsed` (at validation or execution).
-    pub fn record_failure(&self, elapsed: Duration) {
+    pub fn record_failure(&self, reason: FailureReason, elapsed: Duration) {
         self.fail.record(elapsed);
+        self.count_failure(reason);
+    }
+
+    fn count_failure(&self, reason: FailureReason) {
+        self.failures[reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn record_abandoned(&self) {
         self.abandoned.fetch_add(1, Ordering::Relaxed);
+        self.count_failure(FailureReason::Canceled);
     }
 
     pub(crate) fn record_rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.count_failure(FailureReason::Rejected);
     }
 
     /// One successful request: its total and queue time, and the times of
@@ -139,6 +208,10 @@ impl ModelStats {
     pub(crate) fn record_success(&self, total: Duration, queue: Duration, times: ExecutionTimes) {
         self.success.record(total);
         self.queue.record(queue);
+        if crate::histogram::latency_histograms() {
+            self.request_latency.record(total);
+            self.queue_latency.record(queue);
+        }
         self.compute_input.record(times.compute_input);
         self.compute_infer.record(times.compute_infer);
         self.compute_output.record(times.compute_output);
@@ -173,6 +246,11 @@ impl ModelStats {
             last_inference_ms: self.last_inference_ms.load(Ordering::Relaxed),
             abandoned: self.abandoned.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            failures: FailureCounts(
+                FailureReason::ALL.map(|r| self.failures[r.index()].load(Ordering::Relaxed)),
+            ),
+            request_latency: self.request_latency.snapshot(),
+            queue_latency: self.queue_latency.snapshot(),
             batch_stats: self
                 .batches
                 .iter()
@@ -225,10 +303,16 @@ mod tests {
             Duration::from_nanos(7),
             ExecutionTimes::default(),
         );
-        stats.record_failure(Duration::from_nanos(3));
+        stats.record_failure(FailureReason::Backend, Duration::from_nanos(3));
+        stats.record_rejected();
+        stats.record_abandoned();
         let snap = stats.snapshot();
         assert_eq!(snap.success, DurationSnapshot { count: 1, ns: 50 });
         assert_eq!(snap.queue, DurationSnapshot { count: 1, ns: 7 });
         assert_eq!(snap.fail, DurationSnapshot { count: 1, ns: 3 });
+        let by_reason = FailureReason::ALL.map(|r| snap.failures.get(r));
+        assert_eq!(by_reason, [1, 1, 1, 0]);
+        assert_eq!(snap.request_latency.count, 1);
+        assert_eq!(snap.queue_latency.sum_us, 0);
     }
 }

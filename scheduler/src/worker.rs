@@ -9,7 +9,7 @@ use ferrite_backends::Backend;
 
 use crate::batch::{requested_outputs, scatter, GatherBuffers};
 use crate::request::{InferRequest, InferResponse, Pending};
-use crate::stats::{ExecutionTimes, ModelStats};
+use crate::stats::{ExecutionTimes, FailureReason, ModelStats};
 use crate::SchedulerError;
 
 pub(crate) struct Worker {
@@ -63,8 +63,10 @@ impl Worker {
             Err(error) => {
                 let done = Instant::now();
                 for pending in live {
-                    self.stats
-                        .record_failure(done.saturating_duration_since(pending.request.arrival));
+                    self.stats.record_failure(
+                        FailureReason::Backend,
+                        done.saturating_duration_since(pending.request.arrival),
+                    );
                     let _ = pending.reply.send(Err(error.clone()));
                 }
             }
