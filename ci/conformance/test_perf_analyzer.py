@@ -58,3 +58,18 @@ def test_auto_completed_mlp(perf_analyzer, server):
 
 def test_bytes_model(perf_analyzer, server):
     _run(perf_analyzer, server, "-m", "identity_bytes", "--shape", "INPUT0:8", "--string-length", "16")
+
+
+def test_collect_metrics(perf_analyzer, server, tmp_path):
+    """perf_analyzer scrapes the metrics endpoint while it measures (GPU metrics are
+    absent on a host without a GPU; it reports them empty)."""
+    report = tmp_path / "report.csv"
+    metrics_url = f"{server.addresses['metrics']}/metrics"
+    output = _run(
+        perf_analyzer, server, "-m", "identity_fp32", "--collect-metrics", "--metrics-url", metrics_url,
+        "--metrics-interval", "200", "-f", str(report), "--verbose-csv",
+    )  # fmt: skip
+    assert "Server Prometheus Metrics:" in output, output
+    assert "Unable to connect to Metrics endpoint" not in output, output
+    header = report.read_text().splitlines()[0].split(",")
+    assert "Avg GPU Utilization" in header, header

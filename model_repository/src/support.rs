@@ -97,6 +97,11 @@ pub const FIELDS: &[(&str, Support)] = &[
     ("default_model_filename", Support::Implemented),
     ("parameters", Support::Implemented),
     ("model_transaction_policy", Support::Implemented),
+    ("model_warmup", Support::Implemented),
+    ("model_warmup.name", Support::Implemented),
+    ("model_warmup.batch_size", Support::Implemented),
+    ("model_warmup.inputs", Support::Implemented),
+    ("model_warmup.count", Support::Implemented),
     ("optimization", Support::Hint),
     ("model_operations", Support::Hint),
     ("cc_model_filenames", Support::Hint),
@@ -220,6 +225,8 @@ dynamic_batching { max_queue_delay_microseconds: 5 preferred_batch_size: [ 2 ]
 default_model_filename: "net.onnx"
 parameters { key: "k" value { string_value: "v" } }
 model_transaction_policy { decoupled: false }
+model_warmup [ { name: "w" batch_size: 1 count: 2
+                 inputs { key: "x" value { data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } } } ]
 "#,
         )
         .expect("all implemented");
@@ -244,7 +251,6 @@ metric_tags { key: "team" value: "a" }
         for (text, field) in [
             ("sequence_batching { }", "sequence_batching"),
             ("ensemble_scheduling { }", "ensemble_scheduling"),
-            ("model_warmup [ { name: \"w\" } ]", "model_warmup"),
             ("response_cache { enable: true }", "response_cache"),
             ("batch_input [ { } ]", "batch_input"),
             ("batch_output [ { } ]", "batch_output"),

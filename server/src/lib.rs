@@ -9,7 +9,9 @@ pub mod error;
 mod fingerprint;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 mod loader;
+pub mod logging;
 pub mod manager;
 pub mod metrics;
 pub mod model;
@@ -18,6 +20,7 @@ mod override_files;
 pub mod selftest;
 pub mod server;
 pub mod state;
+mod warmup;
 
 pub use error::{ErrorKind, ServerError};
 pub use options::Options;

@@ -15,6 +15,7 @@ use ferrite_scheduler::{
 };
 
 use crate::model::LoadedModel;
+use crate::warmup;
 
 /// The versions of one model that loaded, and those that failed with why.
 #[derive(Debug, Default)]
@@ -31,7 +32,8 @@ pub fn load_model(spec: &ModelSpec) -> LoadOutcome {
     for version in &spec.versions {
         let started = Instant::now();
         match load_version(spec, version) {
-            Ok(model) => {
+            Ok(mut model) => {
+                model.load_duration = started.elapsed();
                 tracing::info!(
                     model = %spec.name,
                     version = version.version,
@@ -52,6 +54,7 @@ pub fn load_model(spec: &ModelSpec) -> LoadOutcome {
 
 fn load_version(spec: &ModelSpec, version: &ModelVersion) -> Result<LoadedModel, String> {
     let config = &spec.config;
+    let warmup_samples = warmup::build_samples(config, &spec.dir)?;
     let wants_gpu = config
         .instance_group
         .iter()
@@ -96,6 +99,10 @@ fn load_version(spec: &ModelSpec, version: &ModelVersion) -> Result<LoadedModel,
         default_level,
     };
     let scheduler = ModelScheduler::start(options, instances).map_err(|e| e.to_string())?;
+    if let Err(reason) = warmup::run(config, &scheduler, &warmup_samples) {
+        scheduler.shutdown();
+        return Err(reason);
+    }
     LoadedModel::new(version.version, config.clone(), engine, scheduler)
 }
 

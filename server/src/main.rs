@@ -11,17 +11,7 @@ fn main() -> anyhow::Result<()> {
         return selftest();
     }
     let options = Options::parse();
-    let default_level = if options.log_verbose > 0 {
-        "debug"
-    } else {
-        "info"
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    ferrite_server::logging::init(&options.log_options())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

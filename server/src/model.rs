@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use ferrite_backends::{DataType, EngineKind, NamedTensor};
 use ferrite_proto::inference::{DataType as ConfigType, ModelConfig};
-use ferrite_scheduler::{InferRequest, InferResponse, ModelScheduler, StatsSnapshot};
+use ferrite_scheduler::{
+    FailureReason, InferRequest, InferResponse, ModelScheduler, StatsSnapshot,
+};
 
 use crate::error::ServerError;
 
@@ -69,6 +71,9 @@ pub struct LoadedModel {
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     pub engine: EngineKind,
+    /// How long loading took (reported as `nv_model_load_duration_secs`);
+    /// the loader sets it once the model is ready.
+    pub load_duration: Duration,
     scheduler: ModelScheduler,
 }
 
@@ -96,6 +101,7 @@ impl LoadedModel {
             outputs,
             engine,
             config,
+            load_duration: Duration::ZERO,
             scheduler,
         })
     }
@@ -118,6 +124,11 @@ impl LoadedModel {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.scheduler.stats().snapshot()
+    }
+
+    /// Requests accepted and waiting for an instance.
+    pub fn pending(&self) -> usize {
+        self.scheduler.queued()
     }
 
     /// Checks a request against the config and returns its batch size
@@ -230,7 +241,9 @@ impl LoadedModel {
         let batch_size = match self.validate(&inputs, &outputs) {
             Ok(batch_size) => batch_size,
             Err(error) => {
-                self.scheduler.stats().record_failure(arrival.elapsed());
+                self.scheduler
+                    .stats()
+                    .record_failure(FailureReason::Other, arrival.elapsed());
                 return Err(error);
             }
         };

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
 
+use crate::logging::{LogFormat, LogOptions};
+
+use crate::limits::{self, Limits};
+
 /// How models are loaded and unloaded (tritonserver's
 /// `--model-control-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +54,19 @@ pub struct Options {
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub http_max_input_size: usize,
 
+    /// Most elements in one input tensor of a request (HTTP and gRPC);
+    /// checked from the declared shape before the data is decoded.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_TENSOR_ELEMENTS)]
+    pub max_tensor_elements: u64,
+
+    /// Most dimensions of one input tensor of a request.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_TENSOR_RANK)]
+    pub max_tensor_rank: usize,
+
+    /// Most tensor bytes in all the inputs of one request.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_BATCH_BYTES)]
+    pub max_batch_bytes: u64,
+
     /// Serve gRPC.
     #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub allow_grpc: bool,
@@ -74,6 +91,11 @@ pub struct Options {
     #[arg(long, default_value = "0.0.0.0")]
     pub metrics_address: IpAddr,
 
+    /// A metrics setting as `KEY=VALUE` (repeatable). Supported:
+    /// `histogram_latencies=true|false` (latency histograms, on by default).
+    #[arg(long = "metrics-config", value_name = "KEY=VALUE", value_parser = parse_metrics_setting)]
+    pub metrics_config: Vec<MetricsSetting>,
+
     /// Readiness requires every model to be ready (else: the server is up).
     #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub strict_readiness: bool,
@@ -85,6 +107,26 @@ pub struct Options {
     /// Verbose logging level; 0 is off, 1 and more log debug details.
     #[arg(long, default_value_t = 0)]
     pub log_verbose: u32,
+
+    /// Log informational lines.
+    #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub log_info: bool,
+
+    /// Log warnings.
+    #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub log_warning: bool,
+
+    /// Log errors.
+    #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub log_error: bool,
+
+    /// Time stamp format of log lines.
+    #[arg(long, value_enum, default_value = "default")]
+    pub log_format: LogFormat,
+
+    /// Append logs to this file instead of stderr.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 
     /// Do not complete missing config fields from the model file.
     #[arg(long, default_value = "false", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
@@ -112,6 +154,69 @@ pub struct Options {
     pub exit_timeout_secs: u64,
 }
 
+impl Options {
+    /// The per-request limits the flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_tensor_elements: self.max_tensor_elements,
+            max_tensor_rank: self.max_tensor_rank,
+            max_batch_bytes: self.max_batch_bytes,
+        }
+    }
+}
+
+impl Options {
+    /// The logging options among these.
+    pub fn log_options(&self) -> LogOptions {
+        LogOptions {
+            info: self.log_info,
+            warning: self.log_warning,
+            error: self.log_error,
+            verbose: self.log_verbose,
+            format: self.log_format,
+            file: self.log_file.clone(),
+        }
+    }
+}
+
+/// One `--metrics-config` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsSetting {
+    /// `histogram_latencies`: record and export latency histograms.
+    HistogramLatencies(bool),
+}
+
+fn parse_metrics_setting(setting: &str) -> Result<MetricsSetting, String> {
+    let (key, value) = setting
+        .split_once('=')
+        .ok_or_else(|| format!("metrics setting '{setting}' is not KEY=VALUE"))?;
+    match key {
+        "histogram_latencies" => match value {
+            "true" | "1" => Ok(MetricsSetting::HistogramLatencies(true)),
+            "false" | "0" => Ok(MetricsSetting::HistogramLatencies(false)),
+            _ => Err(format!(
+                "metrics setting 'histogram_latencies' takes true or false, got '{value}'"
+            )),
+        },
+        _ => Err(format!(
+            "unknown metrics setting '{key}' (supported: histogram_latencies)"
+        )),
+    }
+}
+
+impl Options {
+    /// Whether latency histograms are recorded (the last
+    /// `histogram_latencies` setting wins; on by default).
+    pub fn histogram_latencies(&self) -> bool {
+        self.metrics_config
+            .iter()
+            .rev()
+            .map(|MetricsSetting::HistogramLatencies(on)| *on)
+            .next()
+            .unwrap_or(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +236,7 @@ mod tests {
         assert!(o.strict_readiness && o.exit_on_error);
         assert!(!o.disable_auto_complete_config);
         assert_eq!(o.http_max_input_size, 64 * 1024 * 1024);
+        assert_eq!(o.limits(), Limits::default());
         assert_eq!(o.model_control_mode, ControlMode::None);
         assert_eq!(o.repository_poll_secs, 15);
     }
@@ -172,6 +278,57 @@ mod tests {
         );
         assert!(!o.allow_grpc && !o.strict_readiness && !o.exit_on_error);
         assert!(o.disable_auto_complete_config);
+    }
+
+    #[test]
+    fn logging_flags() {
+        let o = parse(&["--model-repository=/m"]);
+        let log = o.log_options();
+        assert!(log.info && log.warning && log.error && log.file.is_none());
+        assert_eq!((log.verbose, log.format), (0, LogFormat::Default));
+        let o = parse(&[
+            "--model-repository=/m",
+            "--log-info=false",
+            "--log-error",
+            "false",
+            "--log-verbose=2",
+            "--log-format=ISO8601",
+            "--log-file=/tmp/f.log",
+        ]);
+        let log = o.log_options();
+        assert!(!log.info && log.warning && !log.error);
+        assert_eq!((log.verbose, log.format), (2, LogFormat::Iso8601));
+        assert_eq!(log.file, Some(PathBuf::from("/tmp/f.log")));
+        let bad = ["ferrite", "--model-repository=/m", "--log-format=json"];
+        assert!(Options::try_parse_from(bad).is_err());
+    }
+
+    #[test]
+    fn metrics_config_settings() {
+        assert!(parse(&["--model-repository=/m"]).histogram_latencies());
+        let o = parse(&[
+            "--model-repository=/m",
+            "--metrics-config",
+            "histogram_latencies=false",
+        ]);
+        assert_eq!(
+            o.metrics_config,
+            vec![MetricsSetting::HistogramLatencies(false)]
+        );
+        assert!(!o.histogram_latencies());
+        for (bad, named) in [
+            (
+                "--metrics-config=summary_latencies=true",
+                "summary_latencies",
+            ),
+            ("--metrics-config=histogram_latencies=maybe", "maybe"),
+            ("--metrics-config=histogram_latencies", "KEY=VALUE"),
+        ] {
+            let error = Options::try_parse_from(["ferrite", "--model-repository=/m", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(named), "{error}");
+        }
     }
 
     #[test]

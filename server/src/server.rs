@@ -30,6 +30,7 @@ pub struct Server {
 impl Server {
     /// Loads the repository and starts the enabled front ends.
     pub async fn start(options: Options) -> anyhow::Result<Self> {
+        ferrite_scheduler::set_latency_histograms(options.histogram_latencies());
         let repository = RepositoryOptions {
             roots: options.model_repositories.clone(),
             auto_complete: !options.disable_auto_complete_config,
@@ -57,6 +58,7 @@ impl Server {
         let state = Arc::new(ServerState::new(
             Arc::clone(&manager),
             options.http_max_input_size,
+            options.limits(),
             options.strict_readiness,
         ));
         let (stop, stopped) = watch::channel(false);

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::limits::Limits;
 use crate::manager::ModelManager;
 
 /// Server name and version reported by the metadata endpoints.
@@ -15,6 +16,8 @@ pub struct ServerState {
     pub manager: Arc<ModelManager>,
     /// Largest HTTP request body accepted, in bytes.
     pub http_max_input_size: usize,
+    /// Per-request tensor limits, for both front ends.
+    pub limits: Limits,
     /// Whether readiness requires every model to be ready.
     pub strict_readiness: bool,
     shutting_down: AtomicBool,
@@ -24,11 +27,13 @@ impl ServerState {
     pub fn new(
         manager: Arc<ModelManager>,
         http_max_input_size: usize,
+        limits: Limits,
         strict_readiness: bool,
     ) -> Self {
         Self {
             manager,
             http_max_input_size,
+            limits,
             strict_readiness,
             shutting_down: AtomicBool::new(false),
         }

@@ -11,6 +11,7 @@ use ferrite_scheduler::InferResponse;
 
 use super::{contents, parameters};
 use crate::error::ServerError;
+use crate::limits::Limits;
 use crate::manager::ModelManager;
 use crate::model::{LoadedModel, Schedule};
 use crate::state::ServerState;
@@ -18,9 +19,12 @@ use crate::state::ServerState;
 /// A request's tensors and requested outputs, ready for
 /// [`LoadedModel::infer`].
 #[derive(Debug)]
-pub(crate) struct Decoded {
+pub struct Decoded {
+    /// The input tensors, in request order.
     pub inputs: Vec<NamedTensor>,
+    /// The requested outputs; empty means every output.
     pub outputs: Vec<String>,
+    /// The request's `priority` and `timeout`.
     pub schedule: Schedule,
 }
 
@@ -35,7 +39,7 @@ pub(crate) async fn infer(
     let version = ModelManager::parse_version(&request.model_version)?;
     let model = state.manager.get(&request.model_name, version)?;
     let id = std::mem::take(&mut request.id);
-    let decoded = decode(&model.name, request)?;
+    let decoded = decode(&model.name, request, &state.limits)?;
     let response = model
         .infer(decoded.inputs, decoded.outputs, arrival, decoded.schedule)
         .await?;
@@ -43,8 +47,14 @@ pub(crate) async fn infer(
 }
 
 /// Decodes the inputs and requested outputs of a request for `model`. Raw
-/// input contents are moved into the tensors, not copied.
-pub(crate) fn decode(model: &str, request: ModelInferRequest) -> Result<Decoded, ServerError> {
+/// input contents are moved into the tensors, not copied. Each input's
+/// declared shape is checked against `limits` before its typed contents
+/// are converted.
+pub fn decode(
+    model: &str,
+    request: ModelInferRequest,
+    limits: &Limits,
+) -> Result<Decoded, ServerError> {
     let schedule = parameters::check_request(model, &request.parameters)?;
     let raw_count = request.raw_input_contents.len();
     if raw_count != 0 && raw_count != request.inputs.len() {
@@ -54,6 +64,7 @@ pub(crate) fn decode(model: &str, request: ModelInferRequest) -> Result<Decoded,
         )));
     }
     let mut raw = request.raw_input_contents.into_iter();
+    let mut budget = limits.budget();
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
         let dtype = DataType::from_kserve(&input.datatype).ok_or_else(|| {
@@ -63,6 +74,7 @@ pub(crate) fn decode(model: &str, request: ModelInferRequest) -> Result<Decoded,
             ))
         })?;
         parameters::check_input(&input.name, &input.parameters)?;
+        budget.admit(&input.name, dtype, &input.shape)?;
         let data = match (&input.contents, raw.next()) {
             (Some(_), Some(_)) => {
                 return Err(ServerError::invalid(format!(
@@ -85,6 +97,9 @@ pub(crate) fn decode(model: &str, request: ModelInferRequest) -> Result<Decoded,
                 input.name
             ))
         })?;
+        if dtype.element_size().is_none() {
+            budget.add_variable(&input.name, tensor.data().len())?;
+        }
         inputs.push(NamedTensor::new(input.name, tensor));
     }
     let mut seen = HashSet::with_capacity(request.outputs.len());
@@ -165,7 +180,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let decoded = decode("m", request).unwrap();
+        let decoded = decode("m", request, &Limits::default()).unwrap();
         assert_eq!(decoded.inputs.len(), 2);
         assert_eq!(decoded.outputs, vec!["y".to_string()]);
         assert_eq!(decoded.inputs[0].tensor.data().as_ptr(), body.as_ptr());
@@ -186,7 +201,7 @@ mod tests {
             inputs: vec![x],
             ..Default::default()
         };
-        let decoded = decode("m", request).unwrap();
+        let decoded = decode("m", request, &Limits::default()).unwrap();
         assert_eq!(
             decoded.inputs[0].tensor.data().as_ref(),
             &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
@@ -194,7 +209,9 @@ mod tests {
     }
 
     fn error_of(request: ModelInferRequest) -> String {
-        decode("m", request).unwrap_err().message
+        decode("m", request, &Limits::default())
+            .unwrap_err()
+            .message
     }
 
     #[test]

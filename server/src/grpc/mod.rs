@@ -51,6 +51,7 @@ use crate::error::ServerError;
 use crate::state::ServerState;
 
 pub use health::HealthService;
+pub use infer::{decode, Decoded};
 pub use service::InferenceService;
 
 /// Largest message accepted or sent, in bytes: a 64 MiB tensor (the HTTP

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{infer, reply, repository, stream};
 use crate::error::ServerError;
 use crate::http::metadata::EXTENSIONS;
+use crate::logging::{self, SettingValue};
 use crate::manager::ModelManager;
 use crate::state::{ServerState, SERVER_NAME, SERVER_VERSION};
 
@@ -267,7 +268,51 @@ impl GrpcInferenceService for InferenceService {
         unsupported("trace setting")
     }
 
-    async fn log_settings(&self, _: Request<LogSettingsRequest>) -> RpcResult<LogSettingsResponse> {
-        unsupported("log setting")
+    async fn log_settings(
+        &self,
+        request: Request<LogSettingsRequest>,
+    ) -> RpcResult<LogSettingsResponse> {
+        use log_settings_request::setting_value::ParameterChoice as Given;
+        use log_settings_response::setting_value::ParameterChoice as Answer;
+        use log_settings_response::SettingValue as AnswerValue;
+        let mut changes = Vec::new();
+        for (name, value) in request.into_inner().settings {
+            let value = match value.parameter_choice {
+                Some(Given::BoolParam(b)) => SettingValue::Bool(b),
+                Some(Given::Uint32Param(n)) => SettingValue::Uint(n),
+                Some(Given::StringParam(s)) => SettingValue::Text(s),
+                None => {
+                    return Err(
+                        ServerError::invalid(format!("log setting '{name}' has no value")).into(),
+                    )
+                }
+            };
+            changes.push((name, value));
+        }
+        let settings = logging::update(&changes)?;
+        let answer = |choice: Answer| AnswerValue {
+            parameter_choice: Some(choice),
+        };
+        let settings = [
+            ("log_file", answer(Answer::StringParam(settings.log_file))),
+            ("log_info", answer(Answer::BoolParam(settings.log_info))),
+            (
+                "log_warning",
+                answer(Answer::BoolParam(settings.log_warning)),
+            ),
+            ("log_error", answer(Answer::BoolParam(settings.log_error))),
+            (
+                "log_verbose_level",
+                answer(Answer::Uint32Param(settings.log_verbose_level)),
+            ),
+            (
+                "log_format",
+                answer(Answer::StringParam(settings.log_format)),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        Ok(Response::new(LogSettingsResponse { settings }))
     }
 }

@@ -36,8 +36,9 @@ pub(super) async fn infer(
     let arrival = Instant::now();
     // Only the JSON part costs parsing: binary data is sliced.
     let json_length = header_length.unwrap_or(data.len());
+    let limits = state.limits;
     let decoded = off_runtime(json_length, move || {
-        codec::decode_request(&data, header_length)
+        codec::decode_request(&data, header_length, &limits)
     })
     .await?;
     for (name, value) in decoded.parameters.iter() {

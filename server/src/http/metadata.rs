@@ -7,8 +7,9 @@ use crate::state::{SERVER_NAME, SERVER_VERSION};
 
 /// The protocol extensions this server provides, as server metadata lists
 /// them.
-pub const EXTENSIONS: [&str; 5] = [
+pub const EXTENSIONS: [&str; 6] = [
     "binary_tensor_data",
+    "logging",
     "model_configuration",
     "model_repository",
     "schedule_policy",
@@ -22,7 +23,7 @@ const ONNX_PLATFORM: &str = "onnxruntime_onnx";
 pub struct ServerMetadata {
     name: &'static str,
     version: &'static str,
-    extensions: [&'static str; 5],
+    extensions: [&'static str; 6],
 }
 
 pub fn server() -> ServerMetadata {
@@ -102,6 +103,7 @@ mod tests {
             json["extensions"],
             serde_json::json!([
                 "binary_tensor_data",
+                "logging",
                 "model_configuration",
                 "model_repository",
                 "schedule_policy",

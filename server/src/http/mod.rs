@@ -15,6 +15,7 @@
 //! | POST | `.../infer` | inference |
 //! | POST | `/v2/repository/index` | models and versions with their state |
 //! | POST | `/v2/repository/models/{m}/load`, `.../unload` | model control (explicit mode) |
+//! | GET, POST | `/v2/logging` | log settings; POST changes them |
 //!
 //! Errors are answered as `{"error": "<message>"}` with the status of the
 //! error's kind; unknown paths are 404, known paths with another method 405.
@@ -22,6 +23,7 @@
 mod body;
 pub mod codec;
 mod infer;
+mod logging;
 pub(crate) mod metadata;
 mod repository;
 mod routes;
@@ -53,6 +55,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v2/health/live", get(routes::live))
         .route("/v2/health/ready", get(routes::ready))
         .route("/v2/models/stats", get(routes::all_stats))
+        .route(
+            "/v2/logging",
+            get(logging::get_settings).post(logging::update_settings),
+        )
         .route("/v2/repository/index", post(repository::index))
         .route("/v2/repository/models/{model}/load", post(repository::load))
         .route(

@@ -8,6 +8,7 @@ mod common;
 
 mod errors;
 mod infer;
+mod limits;
 mod service;
 mod stream;
 

@@ -27,6 +27,7 @@ async fn health_and_server_metadata() {
         metadata.extensions,
         vec![
             "binary_tensor_data",
+            "logging",
             "model_configuration",
             "model_repository",
             "schedule_policy",
@@ -418,7 +419,7 @@ async fn repository_index_and_model_control() {
 }
 
 #[tokio::test]
-async fn shared_memory_trace_and_log_are_unimplemented() {
+async fn shared_memory_and_trace_are_unimplemented() {
     let mut s = GrpcServer::start(&["simple"]).await;
     let c = &mut s.client;
     let codes = [
@@ -443,9 +444,6 @@ async fn shared_memory_trace_and_log_are_unimplemented() {
         c.trace_setting(TraceSettingRequest::default())
             .await
             .map(drop),
-        c.log_settings(LogSettingsRequest::default())
-            .await
-            .map(drop),
     ];
     for result in codes {
         let error = result.unwrap_err();
@@ -456,6 +454,65 @@ async fn shared_memory_trace_and_log_are_unimplemented() {
             error.message()
         );
     }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn log_settings_are_read_and_changed() {
+    use log_settings_request::setting_value::ParameterChoice as Given;
+    use log_settings_response::setting_value::ParameterChoice as Answer;
+
+    let mut s = GrpcServer::start(&["simple"]).await;
+    let c = &mut s.client;
+    let setting = |name: &str, choice: Given| {
+        let value = log_settings_request::SettingValue {
+            parameter_choice: Some(choice),
+        };
+        LogSettingsRequest {
+            settings: [(name.to_string(), value)].into_iter().collect(),
+        }
+    };
+    let before = c
+        .log_settings(LogSettingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .settings;
+    let mut names: Vec<&str> = before.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "log_error",
+            "log_file",
+            "log_format",
+            "log_info",
+            "log_verbose_level",
+            "log_warning"
+        ]
+    );
+    let after = c
+        .log_settings(setting("log_verbose_level", Given::Uint32Param(3)))
+        .await
+        .unwrap()
+        .into_inner()
+        .settings;
+    assert_eq!(
+        after["log_verbose_level"].parameter_choice,
+        Some(Answer::Uint32Param(3))
+    );
+    let error = c
+        .log_settings(setting("log_info", Given::Uint32Param(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("log_info"), "{}", error.message());
+    let Some(Answer::Uint32Param(level)) = before["log_verbose_level"].parameter_choice else {
+        panic!("log_verbose_level is no integer: {before:?}");
+    };
+    c.log_settings(setting("log_verbose_level", Given::Uint32Param(level)))
+        .await
+        .unwrap();
     s.shutdown().await;
 }
 

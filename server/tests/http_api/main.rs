@@ -4,10 +4,13 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod batching;
 mod concurrency;
 mod errors;
 mod health_metadata;
 mod infer_binary;
 mod infer_json;
+mod lifecycle;
+mod limits;
 mod metrics;
 mod repository;

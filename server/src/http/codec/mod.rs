@@ -32,6 +32,7 @@ pub use parameters::{Parameter, Parameters};
 pub use response::{encode_response, EncodedResponse};
 
 use crate::error::ServerError;
+use crate::limits::{Limits, RequestBudget};
 use crate::model::Schedule;
 use json_request::{RawData, RawInput, RawOutput};
 
@@ -111,10 +112,13 @@ impl ResponseSpec {
 
 /// Decodes a request body. `header_length` is the value of the
 /// `Inference-Header-Content-Length` header, when the body carries binary
-/// tensor data after its JSON.
+/// tensor data after its JSON. Each input's declared shape is checked
+/// against `limits` before its tensor is built; JSON `data` is parsed with
+/// room for no more elements than the JSON text could hold.
 pub fn decode_request(
     body: &Bytes,
     header_length: Option<usize>,
+    limits: &Limits,
 ) -> Result<DecodedRequest, ServerError> {
     let (json, mut binary) = split_body(body, header_length)?;
     let raw = json_request::parse(&json)?;
@@ -123,10 +127,11 @@ pub fn decode_request(
         schedule,
         rest: parameters,
     } = request_parameters(raw.parameters)?;
+    let mut budget = limits.budget();
     let inputs = raw
         .inputs
         .into_iter()
-        .map(|input| decode_input(input, &mut binary))
+        .map(|input| decode_input(input, &mut binary, &mut budget))
         .collect::<Result<Vec<_>, _>>()?;
     binary.finish()?;
     let mut outputs: Vec<RequestedOutput> = Vec::with_capacity(raw.outputs.len());
@@ -222,6 +227,7 @@ pub(crate) fn check_parameters(
 fn decode_input(
     input: RawInput<'_>,
     binary: &mut BinarySection,
+    budget: &mut RequestBudget,
 ) -> Result<NamedTensor, ServerError> {
     let RawInput {
         name,
@@ -230,6 +236,7 @@ fn decode_input(
         mut parameters,
         data,
     } = input;
+    budget.admit(&name, dtype, &shape)?;
     let mut binary_size = None;
     if !parameters.is_empty() {
         let owner = format!("input '{name}'");
@@ -258,6 +265,9 @@ fn decode_input(
             )))
         }
     };
+    if dtype.element_size().is_none() {
+        budget.add_variable(&name, tensor.data().len())?;
+    }
     Ok(NamedTensor { name, tensor })
 }
 

@@ -7,7 +7,11 @@ use super::*;
 use crate::error::ErrorKind;
 
 fn decode_json(body: &str) -> Result<DecodedRequest, ServerError> {
-    decode_request(&Bytes::copy_from_slice(body.as_bytes()), None)
+    decode_request(
+        &Bytes::copy_from_slice(body.as_bytes()),
+        None,
+        &Limits::default(),
+    )
 }
 
 fn decode_value(value: &Value) -> DecodedRequest {
@@ -293,7 +297,7 @@ fn binary_inputs_are_slices_of_the_body_in_input_order() {
         {"name": "S", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": strings.len()}},
     ]});
     let (body, length) = binary_body(&header, &tail);
-    let request = decode_request(&body, Some(length)).unwrap();
+    let request = decode_request(&body, Some(length), &Limits::default()).unwrap();
     let [a, j, s] = &request.inputs[..] else {
         panic!("three inputs")
     };
@@ -312,25 +316,33 @@ fn binary_inputs_are_slices_of_the_body_in_input_order() {
 fn binary_size_errors() {
     let header = json!({"inputs": [{"name": "A", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]});
     let (body, length) = binary_body(&header, &[0; 6]);
-    let message = decode_request(&body, Some(length)).unwrap_err().message;
+    let message = decode_request(&body, Some(length), &Limits::default())
+        .unwrap_err()
+        .message;
     assert_eq!(message, "input 'A': binary_data_size is 8 but only 6 bytes of binary data remain in the request body");
     let header = json!({"inputs": [{"name": "A", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 4}}]});
     let (body, length) = binary_body(&header, &[0; 4]);
-    let message = decode_request(&body, Some(length)).unwrap_err().message;
+    let message = decode_request(&body, Some(length), &Limits::default())
+        .unwrap_err()
+        .message;
     assert_eq!(
         message,
         "input 'A': FP32 tensor of shape [2] needs 8 bytes, got 4"
     );
     let header = json!({"inputs": [{"name": "A", "shape": [2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]});
     let (body, length) = binary_body(&header, &[0; 13]);
-    let message = decode_request(&body, Some(length)).unwrap_err().message;
+    let message = decode_request(&body, Some(length), &Limits::default())
+        .unwrap_err()
+        .message;
     assert!(
         message.starts_with("the request body has 5 bytes of binary data"),
         "{message}"
     );
     let header = json!({"inputs": [{"name": "S", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 5}}]});
     let (body, length) = binary_body(&header, &[9, 0, 0, 0, b'a']);
-    let message = decode_request(&body, Some(length)).unwrap_err().message;
+    let message = decode_request(&body, Some(length), &Limits::default())
+        .unwrap_err()
+        .message;
     assert!(
         message
             .starts_with("input 'S': BYTES tensor of shape [1]: element at byte 0 claims 9 bytes"),
@@ -338,14 +350,18 @@ fn binary_size_errors() {
     );
     let header = json!({"inputs": [{"name": "A", "shape": [1], "datatype": "INT8", "data": [1], "parameters": {"binary_data_size": 1}}]});
     let (body, length) = binary_body(&header, &[0]);
-    let message = decode_request(&body, Some(length)).unwrap_err().message;
+    let message = decode_request(&body, Some(length), &Limits::default())
+        .unwrap_err()
+        .message;
     assert_eq!(
         message,
         "input 'A' has both 'data' and the binary_data_size parameter"
     );
     let header = json!({"inputs": [{"name": "A", "shape": [1], "datatype": "INT8", "parameters": {"binary_data_size": -1}}]});
     let (body, length) = binary_body(&header, &[]);
-    let message = decode_request(&body, Some(length)).unwrap_err().message;
+    let message = decode_request(&body, Some(length), &Limits::default())
+        .unwrap_err()
+        .message;
     assert_eq!(
         message,
         "parameter 'binary_data_size' of input 'A' must be a non-negative integer, got -1"
