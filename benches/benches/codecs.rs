@@ -15,6 +15,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ferrite_backends::{DataType, NamedTensor, Tensor};
 use ferrite_server::http::codec::{decode_request, encode_response, ResponseSpec};
+use ferrite_server::limits::Limits;
 use serde_json::{json, Value};
 
 /// Deterministic FP32 values of every magnitude a model would produce.
@@ -51,6 +52,7 @@ const CASES: [Case; 2] = [
 ];
 
 fn requests(c: &mut Criterion) {
+    let limits = Limits::default();
     for case in &CASES {
         let data = values(case.rows * case.columns);
         let shape = [case.rows, case.columns];
@@ -80,13 +82,15 @@ fn requests(c: &mut Criterion) {
             b.iter(|| serde_json::from_slice::<Value>(black_box(&json_body)).map(black_box))
         });
         group.bench_function("json_decode", |b| {
-            b.iter(|| decode_request(black_box(&json_body), None).map(black_box))
+            b.iter(|| decode_request(black_box(&json_body), None, &limits).map(black_box))
         });
         group.bench_function("json_decode_data_first", |b| {
-            b.iter(|| decode_request(black_box(&data_first_body), None).map(black_box))
+            b.iter(|| decode_request(black_box(&data_first_body), None, &limits).map(black_box))
         });
         group.bench_function("binary_decode", |b| {
-            b.iter(|| decode_request(black_box(&binary_body), Some(header.len())).map(black_box))
+            b.iter(|| {
+                decode_request(black_box(&binary_body), Some(header.len()), &limits).map(black_box)
+            })
         });
         group.finish();
     }

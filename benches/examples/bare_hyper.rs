@@ -4,15 +4,19 @@
 //!
 //! Usage: `bare_hyper ADDR DIR`. DIR holds the answers, captured from a
 //! real server by `benches/load/grpc_vs_http.sh`: `server.json` (GET /v2),
-//! `metadata.json` (GET /v2/models/M), `config.json` (GET .../config),
-//! `stats.json` (GET .../stats), and `infer_header.json` + `infer_tail.bin`
-//! (the JSON header and binary tail answered to every POST .../infer). It
-//! prints `bare ready http=ADDR` once listening.
+//! `metadata.json` (GET /v2/models/M), `config.json` (GET .../config), and
+//! `infer_header.json` + `infer_tail.bin` (the JSON header and binary tail
+//! answered to every POST .../infer, with the request's `id` added, as
+//! perf_analyzer's asynchronous mode matches answers by id). Statistics
+//! (GET .../stats) count the infer requests answered, as perf_analyzer
+//! expects them to grow. It prints `bare ready http=ADDR` once listening.
 
 use std::error::Error;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -24,14 +28,16 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// The fixed answers.
+/// The fixed answers, and the count of infer requests answered.
 struct Answers {
     server: Bytes,
     metadata: Bytes,
     config: Bytes,
-    stats: Bytes,
-    infer: Bytes,
-    infer_header_length: HeaderValue,
+    infer_header: Bytes,
+    infer_tail: Bytes,
+    model: String,
+    version: String,
+    answered: AtomicU64,
 }
 
 impl Answers {
@@ -44,17 +50,52 @@ impl Answers {
         };
         let header = read("infer_header.json")?;
         let tail = read("infer_tail.bin")?;
-        let mut infer = BytesMut::with_capacity(header.len() + tail.len());
-        infer.extend_from_slice(&header);
-        infer.extend_from_slice(&tail);
+        if !header.starts_with(b"{") {
+            return Err("infer_header.json is not a JSON object".into());
+        }
+        let metadata = read("metadata.json")?;
+        let parsed: serde_json::Value = serde_json::from_slice(&metadata)?;
+        let model = parsed["name"].as_str().ok_or("metadata.json has no name")?;
+        let version = parsed["versions"][0]
+            .as_str()
+            .ok_or("metadata.json lists no version")?;
         Ok(Self {
             server: read("server.json")?,
-            metadata: read("metadata.json")?,
+            model: model.to_owned(),
+            version: version.to_owned(),
+            metadata,
             config: read("config.json")?,
-            stats: read("stats.json")?,
-            infer: infer.freeze(),
-            infer_header_length: HeaderValue::from(header.len()),
+            infer_header: header,
+            infer_tail: tail,
+            answered: AtomicU64::new(0),
         })
+    }
+
+    /// The statistics document, in the order a server writes its fields:
+    /// every answered request a successful inference of its own execution,
+    /// taking no time.
+    fn stats(&self) -> Bytes {
+        let count = self.answered.load(Ordering::Relaxed);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let zero = r#"{"count":0,"ns":0}"#;
+        let name = serde_json::Value::String(self.model.clone());
+        let version = serde_json::Value::String(self.version.clone());
+        Bytes::from(format!(
+            concat!(
+                r#"{{"model_stats":[{{"name":{name},"version":{version},"last_inference":{now_ms},"#,
+                r#""inference_count":{count},"execution_count":{count},"inference_stats":{{"#,
+                r#""success":{{"count":{count},"ns":0}},"fail":{zero},"queue":{zero},"#,
+                r#""compute_input":{zero},"compute_infer":{zero},"compute_output":{zero},"#,
+                r#""cache_hit":{zero},"cache_miss":{zero}}},"batch_stats":[]}}]}}"#
+            ),
+            name = name,
+            version = version,
+            now_ms = now_ms,
+            count = count,
+            zero = zero,
+        ))
     }
 }
 
@@ -69,34 +110,59 @@ fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Respons
     response
 }
 
+/// The `id` of a request's JSON header, if it has one.
+fn request_id(json: &[u8]) -> Option<String> {
+    let header: serde_json::Value = serde_json::from_slice(json).ok()?;
+    header.get("id")?.as_str().map(str::to_owned)
+}
+
+/// The fixed infer answer, with `id` as the first field when given.
+fn infer_reply(answers: &Answers, id: Option<String>) -> Response<Full<Bytes>> {
+    let mut body =
+        BytesMut::with_capacity(answers.infer_header.len() + answers.infer_tail.len() + 64);
+    body.extend_from_slice(b"{");
+    if let Some(id) = id {
+        body.extend_from_slice(b"\"id\":");
+        body.extend_from_slice(serde_json::Value::String(id).to_string().as_bytes());
+        body.extend_from_slice(b",");
+    }
+    body.extend_from_slice(&answers.infer_header[1..]);
+    let header_length = body.len();
+    body.extend_from_slice(&answers.infer_tail);
+    let mut response = reply(StatusCode::OK, "application/octet-stream", body.freeze());
+    response.headers_mut().insert(
+        "inference-header-content-length",
+        HeaderValue::from(header_length),
+    );
+    response
+}
+
 async fn answer(
     answers: Arc<Answers>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let json_length = request
+        .headers()
+        .get("inference-header-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     // Read the whole body, as a server must before answering.
-    request.into_body().collect().await?;
+    let body = request.into_body().collect().await?.to_bytes();
     let json = |body: &Bytes| reply(StatusCode::OK, "application/json", body.clone());
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let response = match (method, segments.as_slice()) {
         (Method::GET, ["v2"]) => json(&answers.server),
         (Method::GET, ["v2", "health", _]) => reply(StatusCode::OK, "", Bytes::new()),
-        (Method::GET, [.., "stats"]) => json(&answers.stats),
+        (Method::GET, [.., "stats"]) => json(&answers.stats()),
         (Method::GET, [.., "config"]) => json(&answers.config),
         (Method::GET, [.., "ready"]) => reply(StatusCode::OK, "", Bytes::new()),
         (Method::GET, ["v2", "models", ..]) => json(&answers.metadata),
         (Method::POST, [.., "infer"]) => {
-            let mut response = reply(
-                StatusCode::OK,
-                "application/octet-stream",
-                answers.infer.clone(),
-            );
-            response.headers_mut().insert(
-                "inference-header-content-length",
-                answers.infer_header_length.clone(),
-            );
-            response
+            answers.answered.fetch_add(1, Ordering::Relaxed);
+            let json = &body[..json_length.unwrap_or(body.len()).min(body.len())];
+            infer_reply(&answers, request_id(json))
         }
         _ => reply(StatusCode::NOT_FOUND, "", Bytes::new()),
     };
