@@ -43,7 +43,7 @@ run_pa() {
 }
 
 have_libb64() {
-    ldconfig -p 2>/dev/null | grep -q 'libb64\.so\.0d'
+    ldconfig -p 2>/dev/null | grep 'libb64\.so\.0d' >/dev/null
 }
 
 install() {

@@ -34,6 +34,9 @@ RUN_TIMEOUT_S="${RUN_TIMEOUT_S:-120}"
 STABILITY="${STABILITY:-100}"
 ATTEMPTS="${ATTEMPTS:-3}"
 MODEL=identity_fp32
+# The version is named: perf_analyzer 2.41.0 finds no server statistics for the bare
+# server when it has to pick the latest version itself.
+VERSION=1
 PYTHON="$ROOT/.venv/bin/python"
 [[ -x "$PYTHON" ]] || PYTHON=python3
 
@@ -102,7 +105,7 @@ measure() {
         for attempt in $(seq "$ATTEMPTS"); do
             log "$label: concurrency $c (attempt $attempt)"
             if timeout "$RUN_TIMEOUT_S" taskset -c "$CLIENT_CPU" bash "$ROOT/ci/perf_analyzer.sh" run \
-                -m "$MODEL" -i "$protocol" -u "$url" \
+                -m "$MODEL" -x "$VERSION" -i "$protocol" -u "$url" \
                 --async --max-threads 1 --concurrency-range "$c:$c" --measurement-interval "$INTERVAL_MS" \
                 --stability-percentage "$STABILITY" --max-trials 10 \
                 -f "$WORK/$label-$c.csv" >"$WORK/$label-$c.log" 2>&1; then
