@@ -2,8 +2,7 @@
 //! load, the queue bound answered with 503, and request priorities.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use ferrite_proto::onnx::{
     tensor_proto::DataType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension,
@@ -227,17 +226,12 @@ async fn slow_infer(
     server: &TestServer,
     dim: usize,
     x: &[f32],
-    priority: Option<u64>,
 ) -> (StatusCode, Result<Vec<f32>, String>) {
     let raw = le(x, f32::to_le_bytes);
-    let mut parameters = json!({"binary_data_output": true});
-    if let Some(priority) = priority {
-        parameters["priority"] = json!(priority);
-    }
     let header = json!({
         "inputs": [{"name": "X", "shape": [1, dim, dim], "datatype": "FP32",
                     "parameters": {"binary_data_size": raw.len()}}],
-        "parameters": parameters
+        "parameters": {"binary_data_output": true}
     });
     let response = server
         .post_binary("/v2/models/slow/infer", &header, &raw)
@@ -282,7 +276,7 @@ async fn requests_beyond_the_queue_bound_are_refused() {
         let server = Arc::clone(&server);
         tasks.push(tokio::spawn(async move {
             let x = slow_input(DIM, seed);
-            let (status, answer) = slow_infer(&server, DIM, &x, None).await;
+            let (status, answer) = slow_infer(&server, DIM, &x).await;
             (seed, status, answer)
         }));
     }
@@ -306,63 +300,9 @@ async fn requests_beyond_the_queue_bound_are_refused() {
     assert_eq!(accepted.len() + rejected, REQUESTS);
     assert!(rejected >= 1, "no request was refused");
     for (seed, batched) in &accepted {
-        let (status, alone) = slow_infer(&server, DIM, &slow_input(DIM, *seed), None).await;
+        let (status, alone) = slow_infer(&server, DIM, &slow_input(DIM, *seed)).await;
         assert_eq!(status, StatusCode::OK);
         assert_close(batched, &alone.unwrap(), &format!("request {seed}"));
-    }
-    let server = Arc::into_inner(server).expect("every task finished");
-    server.shutdown().await;
-}
-
-/// One slow request executing, three low-priority ones queued behind it,
-/// then one of priority 1: the priority-1 request is answered before the
-/// queued low-priority ones.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn high_priority_requests_overtake_queued_ones() {
-    // About 80 GFLOP a request: long enough for the requests below to
-    // arrive and queue while the first one executes.
-    const DIM: usize = 512;
-    const MATMULS: usize = 160;
-    let batching = "max_batch_size: 1\n\
-                    dynamic_batching { priority_levels: 2 default_priority_level: 2 }";
-    let repository = slow_repository(DIM as i64, MATMULS, batching);
-    let server = Arc::new(
-        TestServer::start_with(repository, &[])
-            .await
-            .unwrap_or_else(|e| panic!("the server did not start: {e:#}")),
-    );
-    let x = Arc::new(slow_input(DIM, 1));
-    let finished = Arc::new(Mutex::new(Vec::new()));
-    let send = |name: &'static str, priority: Option<u64>| {
-        let server = Arc::clone(&server);
-        let finished = Arc::clone(&finished);
-        let x = Arc::clone(&x);
-        tokio::spawn(async move {
-            let (status, answer) = slow_infer(&server, DIM, &x, priority).await;
-            assert_eq!(status, StatusCode::OK, "{name}: {answer:?}");
-            finished.lock().unwrap().push(name);
-        })
-    };
-    // Pauses order the arrivals: the first request reaches the instance
-    // before the low-priority ones, and those queue before the high one.
-    let mut tasks = vec![send("executing", None)];
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for name in ["low1", "low2", "low3"] {
-        tasks.push(send(name, None));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tasks.push(send("high", Some(1)));
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let order = finished.lock().unwrap().clone();
-    let position = |name| order.iter().position(|&n| n == name).unwrap();
-    assert_eq!(order[0], "executing", "completion order {order:?}");
-    for low in ["low1", "low2", "low3"] {
-        assert!(
-            position("high") < position(low),
-            "completion order {order:?}"
-        );
     }
     let server = Arc::into_inner(server).expect("every task finished");
     server.shutdown().await;
