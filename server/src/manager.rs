@@ -33,7 +33,6 @@ pub enum ModelState {
     NotLoaded,
     Loading,
     Ready,
-    Unloading,
     Unavailable(String),
 }
 
@@ -44,7 +43,6 @@ impl ModelState {
             ModelState::NotLoaded => "",
             ModelState::Loading => "LOADING",
             ModelState::Ready => "READY",
-            ModelState::Unloading => "UNLOADING",
             ModelState::Unavailable(_) => "UNAVAILABLE",
         }
     }
@@ -454,7 +452,7 @@ impl ModelManager {
         self.read().values().all(|slot| match &slot.state {
             ModelState::Ready => slot.failed.is_empty(),
             ModelState::Unavailable(reason) => reason == UNLOADED,
-            ModelState::NotLoaded | ModelState::Loading | ModelState::Unloading => false,
+            ModelState::NotLoaded | ModelState::Loading => false,
         })
     }
 
