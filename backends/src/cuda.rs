@@ -296,12 +296,14 @@ fn schedule_for<'s>(
     })?;
     if slot.is_none() {
         let built = schedule::schedule(graph, &shapes(input_dims, batching, batch))
-            .map_err(execution_error)?;
-        layout.fits(graph, &built).map_err(execution_error)?;
+            .map_err(|e| BackendError::execution(ENGINE, e))?;
+        layout
+            .fits(graph, &built)
+            .map_err(|e| BackendError::execution(ENGINE, e))?;
         *slot = Some(built);
     }
     slot.as_ref()
-        .ok_or_else(|| execution_error("no schedule was built"))
+        .ok_or_else(|| BackendError::execution(ENGINE, "no schedule was built"))
 }
 
 /// The input shapes for a batch size.
@@ -315,13 +317,6 @@ fn shapes(dims: &[Vec<usize>], batching: bool, batch: usize) -> Vec<Vec<usize>> 
             }
         })
         .collect()
-}
-
-fn execution_error(reason: impl std::fmt::Display) -> BackendError {
-    BackendError::Execution {
-        engine: ENGINE,
-        reason: reason.to_string(),
-    }
 }
 
 impl Backend for CudaBackend {
@@ -389,14 +384,17 @@ impl Backend for CudaBackend {
         let schedule = schedule_for(graph, layout, input_dims, schedules, *batching, batch)?;
         let data = runtime
             .execute(layout, schedule, &host, &wanted)
-            .map_err(execution_error)?;
+            .map_err(|e| BackendError::execution(ENGINE, e))?;
         let mut produced = Vec::with_capacity(selected.len());
         for (binding, bytes) in selected.into_iter().zip(data) {
             let value = graph.outputs[binding.model_index];
             let shape: Vec<i64> = schedule.shapes[value].iter().map(|&d| d as i64).collect();
-            let shape = io.output_shape(&binding, &shape).map_err(execution_error)?;
-            let tensor = Tensor::new(binding.dtype, shape, bytes)
-                .map_err(|e| execution_error(format!("output '{}': {e}", binding.name)))?;
+            let shape = io
+                .output_shape(&binding, &shape)
+                .map_err(|e| BackendError::execution(ENGINE, e))?;
+            let tensor = Tensor::new(binding.dtype, shape, bytes).map_err(|e| {
+                BackendError::execution(ENGINE, format!("output '{}': {e}", binding.name))
+            })?;
             produced.push(NamedTensor::new(binding.name, tensor));
         }
         Ok(produced)

@@ -45,6 +45,16 @@ pub enum BackendError {
     },
 }
 
+impl BackendError {
+    /// An execution failure of `engine`, with the engine's own reason.
+    pub(crate) fn execution(engine: &'static str, reason: impl std::fmt::Display) -> Self {
+        BackendError::Execution {
+            engine,
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// One loaded model instance. An instance worker owns it on its own thread and
 /// calls it for one request or one batch at a time.
 pub trait Backend: Send {

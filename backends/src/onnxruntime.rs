@@ -170,13 +170,6 @@ fn signature(session: &Session) -> Result<ModelSignature, String> {
     })
 }
 
-fn execution_error(reason: impl std::fmt::Display) -> BackendError {
-    BackendError::Execution {
-        engine: ENGINE,
-        reason: reason.to_string(),
-    }
-}
-
 impl Backend for OnnxRuntimeBackend {
     fn engine(&self) -> &'static str {
         ENGINE
@@ -202,37 +195,44 @@ impl Backend for OnnxRuntimeBackend {
         for binding in &selected {
             selector = selector.with(binding.name.as_str());
         }
-        let mut options = RunOptions::new().map_err(execution_error)?;
+        let mut options = RunOptions::new().map_err(|e| BackendError::execution(ENGINE, e))?;
         if let Some(devices) = &self.arena_shrinkage {
             options
                 .set("memory.enable_memory_arena_shrinkage", devices)
-                .map_err(execution_error)?;
+                .map_err(|e| BackendError::execution(ENGINE, e))?;
         }
         let options = options.with_outputs(selector);
         let mut results = self
             .session
             .run_with_options(values, &options)
-            .map_err(execution_error)?;
+            .map_err(|e| BackendError::execution(ENGINE, e))?;
         let mut produced = Vec::with_capacity(selected.len());
         for binding in selected {
             let value = results.remove(binding.name.as_str()).ok_or_else(|| {
-                execution_error(format!("the session returned no output '{}'", binding.name))
+                BackendError::execution(
+                    ENGINE,
+                    format!("the session returned no output '{}'", binding.name),
+                )
             })?;
             let (dtype, shape, data) = tensors::output_parts(&value).map_err(|reason| {
-                execution_error(format!("output '{}': {reason}", binding.name))
+                BackendError::execution(ENGINE, format!("output '{}': {reason}", binding.name))
             })?;
             if dtype != binding.dtype {
-                return Err(execution_error(format!(
-                    "output '{}' came back as {dtype}, the config declares {}",
-                    binding.name, binding.dtype
-                )));
+                return Err(BackendError::execution(
+                    ENGINE,
+                    format!(
+                        "output '{}' came back as {dtype}, the config declares {}",
+                        binding.name, binding.dtype
+                    ),
+                ));
             }
             let shape = self
                 .io
                 .output_shape(binding, &shape)
-                .map_err(execution_error)?;
-            let tensor = Tensor::new(dtype, shape, data)
-                .map_err(|e| execution_error(format!("output '{}': {e}", binding.name)))?;
+                .map_err(|e| BackendError::execution(ENGINE, e))?;
+            let tensor = Tensor::new(dtype, shape, data).map_err(|e| {
+                BackendError::execution(ENGINE, format!("output '{}': {e}", binding.name))
+            })?;
             produced.push(NamedTensor::new(binding.name.clone(), tensor));
         }
         Ok(produced)

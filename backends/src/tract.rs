@@ -217,13 +217,6 @@ fn build_plan(
     Ok(state)
 }
 
-fn execution_error(reason: impl std::fmt::Display) -> BackendError {
-    BackendError::Execution {
-        engine: ENGINE,
-        reason: reason.to_string(),
-    }
-}
-
 impl Backend for TractBackend {
     fn engine(&self) -> &'static str {
         ENGINE
@@ -276,29 +269,40 @@ impl Backend for TractBackend {
         let state = plans
             .get_or_build(&shapes, || build_plan(model, &shapes, input_types))
             .map_err(|e| {
-                execution_error(format!(
-                    "could not prepare the model for input shapes {shapes:?}: {e:#}"
-                ))
+                BackendError::execution(
+                    ENGINE,
+                    format!("could not prepare the model for input shapes {shapes:?}: {e:#}"),
+                )
             })?;
         let results = state
             .run(values)
-            .map_err(|e| execution_error(format!("{e:#}")))?;
+            .map_err(|e| BackendError::execution(ENGINE, format!("{e:#}")))?;
         let mut produced = Vec::with_capacity(selected.len());
         for binding in selected {
             let value = results.get(binding.model_index).cloned().ok_or_else(|| {
-                execution_error(format!("the plan returned no output '{}'", binding.name))
+                BackendError::execution(
+                    ENGINE,
+                    format!("the plan returned no output '{}'", binding.name),
+                )
             })?;
-            let (dtype, shape, data) = tensors::from_tract(value)
-                .map_err(|reason| execution_error(format!("output '{}' {reason}", binding.name)))?;
+            let (dtype, shape, data) = tensors::from_tract(value).map_err(|reason| {
+                BackendError::execution(ENGINE, format!("output '{}' {reason}", binding.name))
+            })?;
             if dtype != binding.dtype {
-                return Err(execution_error(format!(
-                    "output '{}' came back as {dtype}, the config declares {}",
-                    binding.name, binding.dtype
-                )));
+                return Err(BackendError::execution(
+                    ENGINE,
+                    format!(
+                        "output '{}' came back as {dtype}, the config declares {}",
+                        binding.name, binding.dtype
+                    ),
+                ));
             }
-            let shape = io.output_shape(binding, &shape).map_err(execution_error)?;
-            let tensor = Tensor::new(dtype, shape, data)
-                .map_err(|e| execution_error(format!("output '{}': {e}", binding.name)))?;
+            let shape = io
+                .output_shape(binding, &shape)
+                .map_err(|e| BackendError::execution(ENGINE, e))?;
+            let tensor = Tensor::new(dtype, shape, data).map_err(|e| {
+                BackendError::execution(ENGINE, format!("output '{}': {e}", binding.name))
+            })?;
             produced.push(NamedTensor::new(binding.name.clone(), tensor));
         }
         Ok(produced)
