@@ -4,15 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ferrite_proto::onnx::{
-    tensor_proto::DataType, tensor_shape_proto::dimension, tensor_shape_proto::Dimension,
-    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
-};
-use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+use crate::slow_model::slow_model;
 
 use crate::common::{
     binary_outputs, le, output, read_binary, read_json, repository_with, TestServer,
@@ -120,73 +116,6 @@ async fn concurrent_clients_are_batched_and_answered_correctly() {
     }
     let server = Arc::into_inner(server).expect("every task finished");
     server.shutdown().await;
-}
-
-/// An ONNX model `Y = X^(matmuls + 1)` over FP32 `[-1, dim, dim]`: square
-/// matrix products chained `matmuls` times, slow enough to keep requests
-/// queued behind it.
-fn slow_model(dim: i64, matmuls: usize) -> Vec<u8> {
-    let value_info = |name: &str| ValueInfoProto {
-        name: name.to_owned(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto {
-                    dim: [
-                        dimension::Value::DimParam("batch".to_owned()),
-                        dimension::Value::DimValue(dim),
-                        dimension::Value::DimValue(dim),
-                    ]
-                    .into_iter()
-                    .map(|value| Dimension {
-                        value: Some(value),
-                        ..Default::default()
-                    })
-                    .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let node = (0..matmuls)
-        .map(|i| {
-            let left = if i == 0 {
-                "X".to_owned()
-            } else {
-                format!("P{i}")
-            };
-            let out = if i + 1 == matmuls {
-                "Y".to_owned()
-            } else {
-                format!("P{}", i + 1)
-            };
-            NodeProto {
-                input: vec![left, "X".to_owned()],
-                output: vec![out],
-                name: format!("matmul{i}"),
-                op_type: "MatMul".to_owned(),
-                ..Default::default()
-            }
-        })
-        .collect();
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        producer_name: "ferrite-tests".to_owned(),
-        graph: Some(GraphProto {
-            node,
-            name: "slow".to_owned(),
-            input: vec![value_info("X")],
-            output: vec![value_info("Y")],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
 }
 
 /// A repository holding the slow model (`dim`, `matmuls` products) as

@@ -14,3 +14,5 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod repository;
+#[path = "../common/slow_model.rs"]
+mod slow_model;

@@ -13,19 +13,17 @@ use clap::Parser;
 use ferrite_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use ferrite_proto::inference::model_infer_request::InferInputTensor;
 use ferrite_proto::inference::ModelInferRequest;
-use ferrite_proto::onnx::tensor_shape_proto::{dimension, Dimension};
-use ferrite_proto::onnx::{
-    tensor_proto, type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-};
 use ferrite_server::{Options, Server};
-use prost::Message;
 use serde_json::json;
+use slow_model::slow_model;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::Code;
+
+#[path = "../common/slow_model.rs"]
+mod slow_model;
 
 const DIM: i64 = 128;
 const MATMULS: usize = 128;
@@ -39,63 +37,6 @@ input [ { name: "X" data_type: TYPE_FP32 dims: [ 128, 128 ] } ]
 output [ { name: "Y" data_type: TYPE_FP32 dims: [ 128, 128 ] } ]
 instance_group [ { count: 1 kind: KIND_CPU } ]
 "#;
-
-/// `Y = X^(MATMULS + 1)` over FP32 `[-1, DIM, DIM]`.
-fn slow_model() -> Vec<u8> {
-    let value_info = |name: &str| ValueInfoProto {
-        name: name.to_owned(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: tensor_proto::DataType::Float as i32,
-                shape: Some(TensorShapeProto {
-                    dim: [
-                        dimension::Value::DimParam("batch".to_owned()),
-                        dimension::Value::DimValue(DIM),
-                        dimension::Value::DimValue(DIM),
-                    ]
-                    .into_iter()
-                    .map(|value| Dimension {
-                        value: Some(value),
-                        ..Default::default()
-                    })
-                    .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let name = |i: usize| match i {
-        0 => "X".to_owned(),
-        i if i == MATMULS => "Y".to_owned(),
-        i => format!("P{i}"),
-    };
-    let node = (0..MATMULS)
-        .map(|i| NodeProto {
-            input: vec![name(i), "X".to_owned()],
-            output: vec![name(i + 1)],
-            name: format!("matmul{i}"),
-            op_type: "MatMul".to_owned(),
-            ..Default::default()
-        })
-        .collect();
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        graph: Some(GraphProto {
-            node,
-            name: "slow".to_owned(),
-            input: vec![value_info("X")],
-            output: vec![value_info("Y")],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
 
 /// A server with HTTP and gRPC over a repository holding the slow model.
 struct SlowServer {
@@ -111,7 +52,7 @@ impl SlowServer {
         let repository = TempDir::new().unwrap();
         let model = repository.path().join("slow");
         std::fs::create_dir_all(model.join("1")).unwrap();
-        std::fs::write(model.join("1/model.onnx"), slow_model()).unwrap();
+        std::fs::write(model.join("1/model.onnx"), slow_model(DIM, MATMULS)).unwrap();
         std::fs::write(model.join("config.pbtxt"), CONFIG).unwrap();
         let root = repository.path().to_str().unwrap().to_owned();
         let args = [
