@@ -55,6 +55,9 @@ pub fn auto_complete(
     } else {
         for input in &mut config.input {
             if let Some(tensor) = model.input(&input.name) {
+                // A ragged input is flat in the model: its dims say nothing
+                // of the request's shape.
+                let batching = batching && !input.allow_ragged_batch;
                 fill(&mut input.data_type, &mut input.dims, tensor, batching);
             }
         }

@@ -41,6 +41,7 @@ pub const FIELDS: &[(&str, Support)] = &[
     ("input.name", Support::Implemented),
     ("input.data_type", Support::Implemented),
     ("input.dims", Support::Implemented),
+    ("input.allow_ragged_batch", Support::Implemented),
     ("output", Support::Implemented),
     ("output.name", Support::Implemented),
     ("output.data_type", Support::Implemented),
@@ -94,6 +95,15 @@ pub const FIELDS: &[(&str, Support)] = &[
         "dynamic_batching.priority_queue_policy",
         Support::Implemented,
     ),
+    ("batch_input", Support::Implemented),
+    ("batch_input.kind", Support::Implemented),
+    ("batch_input.target_name", Support::Implemented),
+    ("batch_input.data_type", Support::Implemented),
+    ("batch_input.source_input", Support::Implemented),
+    ("batch_output", Support::Implemented),
+    ("batch_output.target_name", Support::Implemented),
+    ("batch_output.kind", Support::Implemented),
+    ("batch_output.source_input", Support::Implemented),
     ("default_model_filename", Support::Implemented),
     ("parameters", Support::Implemented),
     ("model_transaction_policy", Support::Implemented),
@@ -215,8 +225,11 @@ mod tests {
             r#"
 name: "m" platform: "onnxruntime_onnx" backend: "onnxruntime" max_batch_size: 4
 version_policy { latest { num_versions: 2 } }
-input [ { name: "x" data_type: TYPE_FP32 dims: [ 3 ] optional: false format: FORMAT_NONE } ]
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 3 ] optional: false format: FORMAT_NONE
+          allow_ragged_batch: true } ]
 output [ { name: "y" data_type: TYPE_FP32 dims: [ 3 ] } ]
+batch_input [ { kind: BATCH_ITEM_SHAPE target_name: "s" data_type: TYPE_INT32 source_input: "x" } ]
+batch_output [ { kind: BATCH_SCATTER_WITH_INPUT_SHAPE target_name: "y" source_input: "x" } ]
 instance_group [ { name: "g" count: 2 kind: KIND_GPU gpus: [ 0 ] }, { kind: KIND_AUTO } ]
 dynamic_batching { max_queue_delay_microseconds: 5 preferred_batch_size: [ 2 ]
   preserve_ordering: true priority_levels: 2 default_priority_level: 1
@@ -252,8 +265,6 @@ metric_tags { key: "team" value: "a" }
             ("sequence_batching { }", "sequence_batching"),
             ("ensemble_scheduling { }", "ensemble_scheduling"),
             ("response_cache { enable: true }", "response_cache"),
-            ("batch_input [ { } ]", "batch_input"),
-            ("batch_output [ { } ]", "batch_output"),
             ("runtime: \"model.py\"", "runtime"),
             (
                 "input [ { name: \"a\" }, { name: \"b\" reshape { shape: [1] } } ]",
@@ -264,10 +275,6 @@ metric_tags { key: "team" value: "a" }
             (
                 "input [ { is_shape_tensor: true } ]",
                 "input[0].is_shape_tensor",
-            ),
-            (
-                "input [ { allow_ragged_batch: true } ]",
-                "input[0].allow_ragged_batch",
             ),
             ("output [ { reshape { shape: [1] } } ]", "output[0].reshape"),
             (

@@ -11,6 +11,8 @@ use ferrite_proto::inference::{DataType, ModelConfig};
 use crate::onnx_model::{OnnxModelInfo, OnnxTensor};
 use crate::RepositoryError;
 
+mod ragged;
+
 /// Checks the rules that need no model file.
 pub fn validate_config(config: &ModelConfig, file: &Path) -> Result<(), RepositoryError> {
     let err = |field: String, message: String| RepositoryError::config(file, field, message);
@@ -68,7 +70,7 @@ pub fn validate_config(config: &ModelConfig, file: &Path) -> Result<(), Reposito
         }
     }
 
-    Ok(())
+    ragged::check_batch_io(config, file)
 }
 
 /// Checks that `default_model_filename` names a file inside the version
@@ -161,7 +163,7 @@ pub fn validate_against_model(
             tensor,
             input.data_type,
             &input.dims,
-            batching,
+            Layout::new(batching, input.allow_ragged_batch),
             field,
             config,
             file,
@@ -186,18 +188,16 @@ pub fn validate_against_model(
             tensor,
             output.data_type,
             &output.dims,
-            batching,
+            Layout::new(batching, ragged::is_scattered(config, &output.name)),
             field,
             config,
             file,
             model_file,
         )?;
     }
-    if let Some(missing) = model
-        .inputs
-        .iter()
-        .find(|t| !config.input.iter().any(|i| i.name == t.name))
-    {
+    if let Some(missing) = model.inputs.iter().find(|t| {
+        !config.input.iter().any(|i| i.name == t.name) && !ragged::is_batch_input(config, &t.name)
+    }) {
         return Err(RepositoryError::config(
             file,
             "input",
@@ -208,7 +208,28 @@ pub fn validate_against_model(
             ),
         ));
     }
-    Ok(())
+    ragged::check_batch_inputs_against_model(config, model, file, model_file)
+}
+
+/// How a config tensor appears in the model.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// As declared: the config's dims, after the batch dimension when
+    /// `batching`.
+    Dims { batching: bool },
+    /// One flat tensor of the whole batch (a ragged input or a scattered
+    /// output): one dimension, whatever the config's dims.
+    Flat,
+}
+
+impl Layout {
+    fn new(batching: bool, flat: bool) -> Self {
+        if flat {
+            Layout::Flat
+        } else {
+            Layout::Dims { batching }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -216,7 +237,7 @@ fn check_tensor(
     tensor: &OnnxTensor,
     data_type: i32,
     dims: &[i64],
-    batching: bool,
+    layout: Layout,
     field: impl Fn(&str) -> String,
     config: &ModelConfig,
     file: &Path,
@@ -239,6 +260,24 @@ fn check_tensor(
     }
     let Some(model_dims) = tensor.dims.as_deref() else {
         return Ok(());
+    };
+    let batching = match layout {
+        Layout::Flat if model_dims.len() == 1 => return Ok(()),
+        Layout::Flat => {
+            return Err(RepositoryError::config(
+                file,
+                field("dims"),
+                format!(
+                    "`{}` reaches the model as one flat tensor of the whole batch \
+                     (allow_ragged_batch or batch_output), so it needs 1 dimension, \
+                     but has shape {} in {}",
+                    tensor.name,
+                    shape(model_dims),
+                    model_file.display()
+                ),
+            ))
+        }
+        Layout::Dims { batching } => batching,
     };
     let compared = if batching {
         match model_dims {

@@ -1,6 +1,9 @@
 use super::*;
 use crate::onnx_model::OnnxModelInfo;
-use ferrite_proto::inference::{ModelDynamicBatching, ModelInput, ModelInstanceGroup, ModelOutput};
+use ferrite_proto::inference::{
+    batch_input, BatchInput, BatchOutput, ModelDynamicBatching, ModelInput, ModelInstanceGroup,
+    ModelOutput,
+};
 
 const FILE: &str = "models/m/config.pbtxt";
 
@@ -223,4 +226,87 @@ fn outputs_may_be_a_subset() {
     let mut c = config();
     c.output.clear();
     against(&c, &model(&[-1, 3, -1])).expect("no outputs declared is allowed");
+}
+
+fn ragged_config() -> ModelConfig {
+    let mut c = config();
+    c.input = vec![ModelInput {
+        allow_ragged_batch: true,
+        ..input("x", DataType::TypeFp32, &[-1])
+    }];
+    c.output = vec![output("y", DataType::TypeFp32, &[1])];
+    c.batch_input = vec![BatchInput {
+        kind: batch_input::Kind::BatchAccumulatedElementCount as i32,
+        target_name: vec!["INDEX".into()],
+        data_type: DataType::TypeInt64 as i32,
+        source_input: vec!["x".into()],
+    }];
+    c
+}
+
+fn ragged_model(x_dims: &[i64], index_dims: &[i64]) -> OnnxModelInfo {
+    let tensor = |name: &str, data_type, dims: &[i64]| OnnxTensor {
+        name: name.into(),
+        data_type,
+        dims: Some(dims.to_vec()),
+    };
+    OnnxModelInfo {
+        ir_version: 8,
+        opsets: vec![],
+        inputs: vec![
+            tensor("x", DataType::TypeFp32, x_dims),
+            tensor("INDEX", DataType::TypeInt64, index_dims),
+        ],
+        outputs: vec![tensor("y", DataType::TypeFp32, &[-1, 1])],
+    }
+}
+
+#[test]
+fn ragged_configs() {
+    validate_config(&ragged_config(), Path::new(FILE)).expect("valid ragged config");
+    against(&ragged_config(), &ragged_model(&[-1], &[-1]))
+        .expect("flat ragged input and an undeclared batch input target");
+
+    let mut c = ragged_config();
+    c.max_batch_size = 0;
+    let (field, message) = standalone(&c);
+    assert_eq!(field, "input[0].allow_ragged_batch");
+    assert!(message.contains("max_batch_size"), "{message}");
+
+    let mut c = ragged_config();
+    c.batch_input[0].data_type = DataType::TypeUint8 as i32;
+    assert_eq!(standalone(&c).0, "batch_input[0].data_type");
+
+    let mut c = ragged_config();
+    c.batch_input[0].source_input = vec!["z".into()];
+    let (field, message) = standalone(&c);
+    assert_eq!(field, "batch_input[0].source_input");
+    assert!(message.contains("`z`"), "{message}");
+
+    let mut c = ragged_config();
+    c.batch_input[0].target_name = vec!["x".into()];
+    assert_eq!(standalone(&c).0, "batch_input[0].target_name");
+
+    let mut c = ragged_config();
+    c.batch_output = vec![BatchOutput {
+        target_name: vec!["nope".into()],
+        kind: 0,
+        source_input: vec!["x".into()],
+    }];
+    assert_eq!(standalone(&c).0, "batch_output[0].target_name");
+
+    let (field, message) = field_of(against(&ragged_config(), &ragged_model(&[-1, -1], &[-1])));
+    assert_eq!(field, "input[0].dims");
+    assert!(message.contains("flat"), "{message}");
+
+    let (field, message) = field_of(against(&ragged_config(), &ragged_model(&[-1], &[-1, 1])));
+    assert_eq!(field, "batch_input[0].target_name");
+    assert!(message.contains("dimension"), "{message}");
+
+    let mut c = ragged_config();
+    c.batch_input[0].data_type = DataType::TypeInt32 as i32;
+    assert_eq!(
+        field_of(against(&c, &ragged_model(&[-1], &[-1]))).0,
+        "batch_input[0].target_name"
+    );
 }
