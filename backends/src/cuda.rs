@@ -202,6 +202,13 @@ impl CudaBackend {
             ImportError::Invalid(reason) => load_error(reason),
         })?;
         let io = IoMap::new(config, &graph.signature).map_err(load_error)?;
+        if io.is_ragged() {
+            return Err(BackendError::Unsupported(format!(
+                "model '{}' uses ragged batching (allow_ragged_batch, batch_input or \
+                 batch_output), which the cuda engine does not support; serve it with KIND_CPU",
+                spec.model_name
+            )));
+        }
         let batching = io.is_batching();
         let max_batch = usize::try_from(config.max_batch_size).unwrap_or(0);
         let mut input_dims = vec![Vec::new(); graph.inputs.len()];

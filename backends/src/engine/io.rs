@@ -7,10 +7,17 @@
 //! the config's `reshape` (request shape to model shape for inputs, model
 //! shape to config shape for outputs). Only shapes change: the bytes of a
 //! row-major tensor are the same under any reshape.
+//!
+//! Ragged batching (Triton's `allow_ragged_batch`, `batch_input`,
+//! `batch_output`): the scheduler gives a ragged input as one flat tensor of
+//! the whole batch and adds the batch inputs, and a scattered output comes
+//! back flat. Those tensors are bound without a batch dimension: one
+//! dimension each (BATCH_ITEM_SHAPE: two), whatever the config's dims say of
+//! one request.
 
 use std::borrow::Cow;
 
-use ferrite_proto::inference::{ModelConfig, ModelInput, ModelOutput};
+use ferrite_proto::inference::{batch_input, ModelConfig, ModelInput, ModelOutput};
 
 use crate::{BackendError, DataType, NamedTensor, Tensor};
 
@@ -42,6 +49,9 @@ pub(crate) struct Binding {
     pub model_index: usize,
     /// The config's dims, batch dimension excluded.
     dims: Vec<i64>,
+    /// Whether the tensor starts with the batch dimension: the model batches
+    /// and the tensor is neither ragged nor a batch input or scattered output.
+    pub batched: bool,
     /// The model's dims when the config reshapes the tensor.
     reshape: Option<Vec<i64>>,
     optional: bool,
@@ -74,19 +84,43 @@ impl IoMap {
                 config.max_batch_size
             ));
         }
-        if !config.batch_input.is_empty() || !config.batch_output.is_empty() {
-            return Err(
-                "batch_input and batch_output (ragged batching) are not supported by \
-                        the ONNX engines"
-                    .to_string(),
-            );
-        }
         let batching = config.max_batch_size > 0;
-        let inputs = config
+        let mut inputs = config
             .input
             .iter()
             .map(|input| bind_input(input, model, batching))
             .collect::<Result<Vec<_>, _>>()?;
+        for batch_input in &config.batch_input {
+            let rank = if batch_input.kind == batch_input::Kind::BatchItemShape as i32 {
+                2
+            } else {
+                1
+            };
+            for target in &batch_input.target_name {
+                // The model may fix the sizes it knows (BATCH_ITEM_SHAPE's
+                // rank); only the number of dimensions is the kind's.
+                let dims = model
+                    .inputs
+                    .iter()
+                    .find(|m| &m.name == target)
+                    .and_then(|m| m.dims.as_ref())
+                    .filter(|dims| dims.len() == rank)
+                    .map_or_else(
+                        || vec![-1; rank],
+                        |dims| dims.iter().map(|d| d.unwrap_or(-1)).collect(),
+                    );
+                inputs.push(bind(
+                    "batch input",
+                    target,
+                    batch_input.data_type,
+                    &dims,
+                    None,
+                    false,
+                    &model.inputs,
+                    false,
+                )?);
+            }
+        }
         check_unique("input", &inputs)?;
         if let Some(missing) = model
             .inputs
@@ -101,7 +135,13 @@ impl IoMap {
         let outputs = config
             .output
             .iter()
-            .map(|output| bind_output(output, model, batching))
+            .map(|output| {
+                let scattered = config
+                    .batch_output
+                    .iter()
+                    .any(|b| b.target_name.contains(&output.name));
+                bind_output(output, model, batching, scattered)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         check_unique("output", &outputs)?;
         Ok(Self {
@@ -112,9 +152,14 @@ impl IoMap {
     }
 
     /// Whether the model batches requests (`max_batch_size > 0`), so that
-    /// every tensor starts with the batch dimension.
+    /// every tensor but the ragged ones starts with the batch dimension.
     pub fn is_batching(&self) -> bool {
         self.max_batch_size > 0
+    }
+
+    /// Whether some tensor is ragged, a batch input or a scattered output.
+    pub fn is_ragged(&self) -> bool {
+        self.is_batching() && self.inputs.iter().chain(&self.outputs).any(|b| !b.batched)
     }
 
     /// The config's inputs, in config order.
@@ -131,17 +176,29 @@ impl IoMap {
     /// model sees for a config tensor.
     pub fn model_dims(&self, binding: &Binding) -> Vec<i64> {
         let dims = binding.reshape.as_ref().unwrap_or(&binding.dims);
-        self.with_batch(-1, dims)
+        with_batch(binding, -1, dims)
     }
+}
 
-    fn with_batch(&self, batch: i64, dims: &[i64]) -> Vec<i64> {
-        if self.is_batching() {
-            std::iter::once(batch).chain(dims.iter().copied()).collect()
-        } else {
-            dims.to_vec()
-        }
+fn with_batch(binding: &Binding, batch: i64, dims: &[i64]) -> Vec<i64> {
+    if binding.batched {
+        std::iter::once(batch).chain(dims.iter().copied()).collect()
+    } else {
+        dims.to_vec()
     }
+}
 
+/// Splits off the batch dimension of a batched tensor.
+fn split_batch<'s>(binding: &Binding, shape: &'s [i64]) -> Option<(Option<i64>, &'s [i64])> {
+    if binding.batched {
+        let (batch, rest) = shape.split_first()?;
+        Some((Some(*batch), rest))
+    } else {
+        Some((None, shape))
+    }
+}
+
+impl IoMap {
     /// Checks a request's inputs against the config and returns them in the
     /// model's input order, with the shapes the model expects.
     pub fn prepare_inputs<'a>(
@@ -202,10 +259,10 @@ impl IoMap {
             BackendError::InvalidInput(format!(
                 "input '{}' has shape {shape:?}, the model expects {:?}",
                 binding.name,
-                self.with_batch(-1, &binding.dims)
+                with_batch(binding, -1, &binding.dims)
             ))
         };
-        let (batch, rest) = self.split_batch(shape).ok_or_else(mismatch)?;
+        let (batch, rest) = split_batch(binding, shape).ok_or_else(mismatch)?;
         if !dims_match(&binding.dims, rest) {
             return Err(mismatch());
         }
@@ -227,18 +284,8 @@ impl IoMap {
                         binding.name
                     ))
                 })?;
-                Ok(Cow::Owned(self.with_batch(batch.unwrap_or(0), &model)))
+                Ok(Cow::Owned(with_batch(binding, batch.unwrap_or(0), &model)))
             }
-        }
-    }
-
-    /// Splits off the batch dimension of a batching model.
-    fn split_batch<'s>(&self, shape: &'s [i64]) -> Option<(Option<i64>, &'s [i64])> {
-        if self.is_batching() {
-            let (batch, rest) = shape.split_first()?;
-            Some((Some(*batch), rest))
-        } else {
-            Some((None, shape))
         }
     }
 
@@ -276,10 +323,10 @@ impl IoMap {
             format!(
                 "output '{}' has shape {produced:?}, the model config declares {:?}",
                 binding.name,
-                self.with_batch(-1, declared)
+                with_batch(binding, -1, declared)
             )
         };
-        let (batch, rest) = self.split_batch(produced).ok_or_else(mismatch)?;
+        let (batch, rest) = split_batch(binding, produced).ok_or_else(mismatch)?;
         if !dims_match(declared, rest) {
             return Err(mismatch());
         }
@@ -288,7 +335,7 @@ impl IoMap {
             Some(reshape) => {
                 let dims = reshape_dims(rest, reshape, &binding.dims)
                     .map_err(|reason| format!("output '{}': {reason}", binding.name))?;
-                Ok(self.with_batch(batch.unwrap_or(0), &dims))
+                Ok(with_batch(binding, batch.unwrap_or(0), &dims))
             }
         }
     }
@@ -305,22 +352,32 @@ fn bind_input(
             input.name
         ));
     }
+    let flat = batching && input.allow_ragged_batch;
+    if flat && input.reshape.is_some() {
+        return Err(format!(
+            "input '{}': reshape cannot be combined with allow_ragged_batch",
+            input.name
+        ));
+    }
     bind(
         "input",
         &input.name,
         input.data_type,
-        &input.dims,
+        if flat { &[-1] } else { &input.dims },
         input.reshape.as_ref().map(|r| r.shape.clone()),
         input.optional,
         &model.inputs,
-        batching,
+        batching && !flat,
     )
 }
 
+/// Binds a config output; a `scattered` one (a batch output target) is flat
+/// in the model.
 fn bind_output(
     output: &ModelOutput,
     model: &ModelSignature,
     batching: bool,
+    scattered: bool,
 ) -> Result<Binding, String> {
     if output.is_shape_tensor {
         return Err(format!(
@@ -328,15 +385,22 @@ fn bind_output(
             output.name
         ));
     }
+    let flat = batching && scattered;
+    if flat && output.reshape.is_some() {
+        return Err(format!(
+            "output '{}': reshape cannot be combined with batch_output",
+            output.name
+        ));
+    }
     bind(
         "output",
         &output.name,
         output.data_type,
-        &output.dims,
+        if flat { &[-1] } else { &output.dims },
         output.reshape.as_ref().map(|r| r.shape.clone()),
         false,
         &model.outputs,
-        batching,
+        batching && !flat,
     )
 }
 
@@ -349,7 +413,7 @@ fn bind(
     reshape: Option<Vec<i64>>,
     optional: bool,
     model: &[ModelTensor],
-    batching: bool,
+    batched: bool,
 ) -> Result<Binding, String> {
     let dtype = ferrite_proto::inference::DataType::try_from(data_type)
         .ok()
@@ -387,13 +451,14 @@ fn bind(
     }
     let model_view = reshape.as_deref().unwrap_or(dims);
     if let Some(declared_dims) = &declared.dims {
-        check_declared_dims(kind, name, batching, model_view, declared_dims)?;
+        check_declared_dims(kind, name, batched, model_view, declared_dims)?;
     }
     Ok(Binding {
         name: name.to_string(),
         dtype,
         model_index,
         dims: dims.to_vec(),
+        batched,
         reshape,
         optional,
     })
@@ -513,217 +578,4 @@ fn reshape_dims(actual: &[i64], from: &[i64], to: &[i64]) -> Result<Vec<i64>, St
 }
 
 #[cfg(test)]
-mod tests {
-    use bytes::Bytes;
-    use ferrite_proto::inference::{DataType as ConfigType, ModelTensorReshape};
-
-    use super::*;
-
-    fn tensor(name: &str, dtype: DataType, dims: &[Option<i64>]) -> ModelTensor {
-        ModelTensor {
-            name: name.into(),
-            dtype: Some(Ok(dtype)),
-            dims: Some(dims.to_vec()),
-        }
-    }
-
-    fn input(name: &str, dtype: ConfigType, dims: &[i64]) -> ModelInput {
-        ModelInput {
-            name: name.into(),
-            data_type: dtype as i32,
-            dims: dims.to_vec(),
-            ..Default::default()
-        }
-    }
-
-    fn output(name: &str, dtype: ConfigType, dims: &[i64]) -> ModelOutput {
-        ModelOutput {
-            name: name.into(),
-            data_type: dtype as i32,
-            dims: dims.to_vec(),
-            ..Default::default()
-        }
-    }
-
-    fn simple() -> (ModelConfig, ModelSignature) {
-        let config = ModelConfig {
-            max_batch_size: 8,
-            input: vec![
-                input("B", ConfigType::TypeFp32, &[4]),
-                input("A", ConfigType::TypeInt32, &[-1, 2]),
-            ],
-            output: vec![output("Y", ConfigType::TypeFp32, &[4])],
-            ..Default::default()
-        };
-        let model = ModelSignature {
-            inputs: vec![
-                tensor("A", DataType::Int32, &[None, None, Some(2)]),
-                tensor("B", DataType::Fp32, &[None, Some(4)]),
-            ],
-            outputs: vec![
-                tensor("X", DataType::Fp32, &[None]),
-                tensor("Y", DataType::Fp32, &[None, Some(4)]),
-            ],
-        };
-        (config, model)
-    }
-
-    fn named(name: &str, dtype: DataType, shape: &[i64]) -> NamedTensor {
-        let size = dtype.element_size().unwrap() * shape.iter().product::<i64>() as usize;
-        NamedTensor::new(
-            name,
-            Tensor::new(dtype, shape.to_vec(), Bytes::from(vec![0u8; size])).unwrap(),
-        )
-    }
-
-    #[test]
-    fn binds_and_orders_inputs_by_model_position() {
-        let (config, model) = simple();
-        let io = IoMap::new(&config, &model).unwrap();
-        assert_eq!(io.model_dims(&io.inputs()[0]), vec![-1, 4]);
-        let inputs = [
-            named("B", DataType::Fp32, &[3, 4]),
-            named("A", DataType::Int32, &[3, 5, 2]),
-        ];
-        let prepared = io.prepare_inputs(&inputs).unwrap();
-        let order: Vec<&str> = prepared.iter().map(|p| p.binding.name.as_str()).collect();
-        assert_eq!(order, ["A", "B"]);
-        assert_eq!(&*prepared[0].shape, &[3, 5, 2]);
-    }
-
-    #[test]
-    fn load_errors_name_the_tensor() {
-        let (mut config, model) = simple();
-        config.input[0].data_type = ConfigType::TypeInt64 as i32;
-        let err = IoMap::new(&config, &model).unwrap_err();
-        assert!(
-            err.contains("input 'B' is INT64 in the config but FP32"),
-            "{err}"
-        );
-
-        let (mut config, model) = simple();
-        config.input[0].dims = vec![5];
-        let err = IoMap::new(&config, &model).unwrap_err();
-        assert!(err.contains("input 'B'") && err.contains("[5]"), "{err}");
-
-        let (mut config, model) = simple();
-        config.input.pop();
-        let err = IoMap::new(&config, &model).unwrap_err();
-        assert!(
-            err.contains("input 'A' that the config does not declare"),
-            "{err}"
-        );
-
-        let (mut config, model) = simple();
-        config.output[0].name = "Z".into();
-        let err = IoMap::new(&config, &model).unwrap_err();
-        assert!(
-            err.contains("output 'Z' but the model has no such output"),
-            "{err}"
-        );
-
-        let (config, mut model) = simple();
-        model.inputs[1].dims = Some(vec![Some(1), Some(4)]);
-        let err = IoMap::new(&config, &model).unwrap_err();
-        assert!(err.contains("first dimension fixed at 1"), "{err}");
-    }
-
-    #[test]
-    fn request_errors_name_the_tensor() {
-        let (config, model) = simple();
-        let io = IoMap::new(&config, &model).unwrap();
-        let err = io
-            .prepare_inputs(&[named("C", DataType::Fp32, &[1, 4])])
-            .unwrap_err();
-        assert!(err.to_string().contains("unknown input 'C'"), "{err}");
-        let err = io
-            .prepare_inputs(&[
-                named("B", DataType::Fp64, &[1, 4]),
-                named("A", DataType::Int32, &[1, 1, 2]),
-            ])
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("input 'B' has data type FP64"),
-            "{err}"
-        );
-        let err = io
-            .prepare_inputs(&[named("B", DataType::Fp32, &[1, 4])])
-            .unwrap_err();
-        assert!(err.to_string().contains("input 'A' is missing"), "{err}");
-        let err = io
-            .prepare_inputs(&[
-                named("B", DataType::Fp32, &[1, 5]),
-                named("A", DataType::Int32, &[1, 1, 2]),
-            ])
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("input 'B' has shape [1, 5]"),
-            "{err}"
-        );
-        let err = io
-            .prepare_inputs(&[
-                named("B", DataType::Fp32, &[9, 4]),
-                named("A", DataType::Int32, &[9, 1, 2]),
-            ])
-            .unwrap_err();
-        assert!(err.to_string().contains("max_batch_size 8"), "{err}");
-    }
-
-    #[test]
-    fn selects_outputs() {
-        let (config, model) = simple();
-        let io = IoMap::new(&config, &model).unwrap();
-        assert_eq!(io.select_outputs(&[]).unwrap()[0].name, "Y");
-        let err = io.select_outputs(&["X".to_string()]).unwrap_err();
-        assert!(err.to_string().contains("unknown output 'X'"), "{err}");
-        let err = io.output_shape(&io.outputs()[0], &[2, 5]).unwrap_err();
-        assert!(err.contains("output 'Y' has shape [2, 5]"), "{err}");
-    }
-
-    #[test]
-    fn applies_reshape_both_ways() {
-        let config = ModelConfig {
-            max_batch_size: 4,
-            input: vec![ModelInput {
-                reshape: Some(ModelTensorReshape { shape: vec![2, -1] }),
-                ..input("IN", ConfigType::TypeFp32, &[-1])
-            }],
-            output: vec![ModelOutput {
-                reshape: Some(ModelTensorReshape { shape: vec![] }),
-                ..output("OUT", ConfigType::TypeFp32, &[1])
-            }],
-            ..Default::default()
-        };
-        let model = ModelSignature {
-            inputs: vec![tensor("IN", DataType::Fp32, &[None, Some(2), None])],
-            outputs: vec![tensor("OUT", DataType::Fp32, &[None])],
-        };
-        let io = IoMap::new(&config, &model).unwrap();
-        let inputs = [named("IN", DataType::Fp32, &[3, 6])];
-        let prepared = io.prepare_inputs(&inputs).unwrap();
-        assert_eq!(&*prepared[0].shape, &[3, 2, 3]);
-        assert_eq!(io.output_shape(&io.outputs()[0], &[3]).unwrap(), vec![3, 1]);
-        let odd = [named("IN", DataType::Fp32, &[1, 5])];
-        let err = io.prepare_inputs(&odd).unwrap_err();
-        assert!(
-            err.to_string().contains("cannot take the config's reshape"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn reshape_dims_fills_dynamic_dims() {
-        assert_eq!(
-            reshape_dims(&[4, 3], &[-1, 3], &[-1, 3]).unwrap(),
-            vec![4, 3]
-        );
-        assert_eq!(reshape_dims(&[4, 3], &[4, 3], &[-1]).unwrap(), vec![12]);
-        assert_eq!(reshape_dims(&[1], &[1], &[]).unwrap(), Vec::<i64>::new());
-        assert!(reshape_dims(&[5], &[-1], &[2, -1]).is_err());
-        assert!(reshape_dims(&[2, 2], &[2, 2], &[-1, -1]).is_err());
-        assert_eq!(
-            reshape_dims(&[2, 3], &[-1, -1], &[-1, 1, -1]).unwrap(),
-            vec![2, 1, 3]
-        );
-    }
-}
+mod tests;

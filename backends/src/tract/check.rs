@@ -65,14 +65,13 @@ fn analyse(
 ) -> tract_onnx::prelude::TractResult<()> {
     let mut model = model.clone();
     let batch = TDim::from(model.symbols.sym("batch_size"));
-    let batching = io.is_batching();
     for binding in io.inputs() {
         let facts: TVec<GenericFactoid<TDim>> = io
             .model_dims(binding)
             .iter()
             .enumerate()
             .map(|(axis, &d)| {
-                let is_batch = axis == 0 && batching;
+                let is_batch = axis == 0 && binding.batched;
                 match (d, dynamic) {
                     (d, _) if d >= 0 => GenericFactoid::Only(TDim::from(d)),
                     (_, Dynamic::Open | Dynamic::Symbols) if is_batch => {
