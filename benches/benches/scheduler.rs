@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrite_backends::{Backend, BackendError, DataType, NamedTensor, Tensor};
-use ferrite_scheduler::{BatchPolicy, InferRequest, ModelScheduler, QueuePolicy, SchedulerOptions};
+use ferrite_scheduler::{
+    BatchLayout, BatchPolicy, InferRequest, ModelScheduler, QueuePolicy, SchedulerOptions,
+};
 use tokio::sync::oneshot;
 
 const REQUESTS_PER_PRODUCER: usize = 256;
@@ -59,6 +61,7 @@ fn scheduler() -> ModelScheduler {
         },
         max_queue_size: 0,
         default_level: 0,
+        layout: BatchLayout::default(),
     };
     ModelScheduler::start(options, vec![Box::new(Echo)]).expect("scheduler starts")
 }

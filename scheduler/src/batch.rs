@@ -4,6 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use ferrite_backends::{bytes_codec, DataType, NamedTensor, Tensor};
 
+use crate::ragged::{scatter_by_source, BatchLayout};
 use crate::request::InferRequest;
 
 /// Reusable gather buffers of one instance, one per model input.
@@ -15,43 +16,78 @@ pub(crate) struct GatherBuffers {
 impl GatherBuffers {
     /// Builds the batch's input tensors. A lone request's tensors are used as
     /// they are; several requests are concatenated along the first dimension
-    /// with one copy of each request's rows.
-    pub fn gather(&mut self, requests: &[&InferRequest]) -> Result<Vec<NamedTensor>, String> {
+    /// with one copy of each request's rows. Ragged inputs become one flat
+    /// tensor of every request's elements, and the layout's batch inputs are
+    /// appended (see [`crate::ragged`]).
+    pub fn gather(
+        &mut self,
+        requests: &[&InferRequest],
+        layout: &BatchLayout,
+    ) -> Result<Vec<NamedTensor>, String> {
         let [first, rest @ ..] = requests else {
             return Ok(Vec::new());
         };
-        if rest.is_empty() {
+        if rest.is_empty() && layout.is_empty() {
             return Ok(first.inputs.clone());
         }
         let rows: usize = requests.iter().map(|r| r.batch_size).sum();
         if self.buffers.len() < first.inputs.len() {
             self.buffers.resize_with(first.inputs.len(), BytesMut::new);
         }
-        let mut batch = Vec::with_capacity(first.inputs.len());
+        let mut batch = Vec::with_capacity(first.inputs.len() + layout.batch_inputs.len());
         for (index, input) in first.inputs.iter().enumerate() {
-            let mut buffer = std::mem::take(&mut self.buffers[index]);
-            buffer.clear();
-            let total: usize = requests
-                .iter()
-                .map(|r| r.inputs.get(index).map_or(0, |t| t.tensor.data().len()))
-                .sum();
-            buffer.reserve(total);
-            for request in requests {
-                let part = request
-                    .inputs
-                    .get(index)
-                    .ok_or_else(|| format!("request lacks input '{}'", input.name))?;
-                buffer.extend_from_slice(part.tensor.data());
+            let ragged = layout.is_ragged(&input.name);
+            let tensor = if rest.is_empty() {
+                let tensor = &input.tensor;
+                if ragged {
+                    let flat = vec![tensor.element_count() as i64];
+                    Tensor::new(tensor.dtype(), flat, tensor.data().clone())
+                } else {
+                    Ok(tensor.clone())
+                }
+            } else {
+                let data = self.concatenate(index, &input.name, requests)?;
+                let shape = if ragged {
+                    let parts = requests.iter().filter_map(|r| r.inputs.get(index));
+                    vec![parts.map(|t| t.tensor.element_count()).sum::<usize>() as i64]
+                } else {
+                    let mut shape = input.tensor.shape().to_vec();
+                    if let Some(first_dim) = shape.first_mut() {
+                        *first_dim = rows as i64;
+                    }
+                    shape
+                };
+                Tensor::new(input.tensor.dtype(), shape, data)
             }
-            let mut shape = input.tensor.shape().to_vec();
-            if let Some(first_dim) = shape.first_mut() {
-                *first_dim = rows as i64;
-            }
-            let tensor = Tensor::new(input.tensor.dtype(), shape, buffer.freeze())
-                .map_err(|e| format!("batched input '{}': {e}", input.name))?;
+            .map_err(|e| format!("batched input '{}': {e}", input.name))?;
             batch.push(NamedTensor::new(input.name.clone(), tensor));
         }
+        batch.extend(layout.batch_inputs(requests)?);
         Ok(batch)
+    }
+
+    /// One copy of every request's bytes of input `index`, in batch order.
+    fn concatenate(
+        &mut self,
+        index: usize,
+        name: &str,
+        requests: &[&InferRequest],
+    ) -> Result<Bytes, String> {
+        let mut buffer = std::mem::take(&mut self.buffers[index]);
+        buffer.clear();
+        let total: usize = requests
+            .iter()
+            .map(|r| r.inputs.get(index).map_or(0, |t| t.tensor.data().len()))
+            .sum();
+        buffer.reserve(total);
+        for request in requests {
+            let part = request
+                .inputs
+                .get(index)
+                .ok_or_else(|| format!("request lacks input '{name}'"))?;
+            buffer.extend_from_slice(part.tensor.data());
+        }
+        Ok(buffer.freeze())
     }
 
     /// Takes the batch's input buffers back for reuse where nothing else
@@ -83,29 +119,32 @@ pub(crate) fn requested_outputs(requests: &[&InferRequest]) -> Vec<String> {
     names
 }
 
-/// Splits batch outputs into per-request outputs. `rows` lists each
-/// request's row count, in batch order; `batched` is false for models that
-/// do not batch, whose single request gets the outputs whole.
+/// Splits batch outputs into per-request outputs: along the rows, each
+/// request taking its row count in batch order, except the layout's scattered
+/// outputs (see [`crate::ragged`]). `batched` is false for models that do
+/// not batch, whose single request gets the outputs whole.
 pub(crate) fn scatter(
     outputs: &[NamedTensor],
     requests: &[&InferRequest],
     batched: bool,
+    layout: &BatchLayout,
 ) -> Result<Vec<Vec<NamedTensor>>, String> {
-    if !batched || requests.len() == 1 {
+    if !batched || (requests.len() == 1 && layout.scatter_outputs.is_empty()) {
         return Ok(requests
             .iter()
             .map(|r| select(outputs.iter().cloned(), &r.outputs))
             .collect());
     }
     let total: usize = requests.iter().map(|r| r.batch_size).sum();
-    let mut per_output: Vec<Vec<NamedTensor>> = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        per_output.push(split_rows(output, requests, total)?);
-    }
     let mut result: Vec<Vec<NamedTensor>> = (0..requests.len())
         .map(|_| Vec::with_capacity(outputs.len()))
         .collect();
-    for parts in per_output {
+    for output in outputs {
+        let parts = match layout.scatter_source(&output.name) {
+            Some(source) => scatter_by_source(output, source, requests)?,
+            None if requests.len() == 1 => vec![output.clone()],
+            None => split_rows(output, requests, total)?,
+        };
         for (slot, part) in result.iter_mut().zip(parts) {
             slot.push(part);
         }
@@ -223,19 +262,79 @@ mod tests {
         let a = request(1, &[1.0, 2.0], &[]);
         let b = request(2, &[3.0, 4.0, 5.0, 6.0], &[]);
         let mut buffers = GatherBuffers::default();
-        let batch = buffers.gather(&[&a, &b]).unwrap();
+        let batch = buffers.gather(&[&a, &b], &BatchLayout::default()).unwrap();
         assert_eq!(batch[0].tensor.shape(), &[3, 2]);
         assert_eq!(floats(&batch[0].tensor), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let address = batch[0].tensor.data().as_ptr();
         buffers.reclaim(batch);
-        let again = buffers.gather(&[&a, &b]).unwrap();
+        let again = buffers.gather(&[&a, &b], &BatchLayout::default()).unwrap();
         assert_eq!(again[0].tensor.data().as_ptr(), address);
+    }
+
+    fn ragged_layout() -> BatchLayout {
+        BatchLayout {
+            ragged_inputs: vec!["x".into()],
+            batch_inputs: vec![crate::BatchInput {
+                kind: crate::BatchInputKind::AccumulatedElementCount,
+                target: "ends".into(),
+                dtype: DataType::Int32,
+                source: "x".into(),
+            }],
+            scatter_outputs: vec![("z".into(), "x".into())],
+        }
+    }
+
+    #[test]
+    fn ragged_inputs_are_concatenated_flat() {
+        let a = request(1, &[1.0, 2.0], &[]);
+        let b = request(1, &[3.0, 4.0, 5.0], &[]);
+        let batch = GatherBuffers::default()
+            .gather(&[&a, &b], &ragged_layout())
+            .unwrap();
+        assert_eq!(batch[0].tensor.shape(), &[5]);
+        assert_eq!(floats(&batch[0].tensor), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(batch[1].name, "ends");
+        assert_eq!(batch[1].tensor.shape(), &[2]);
+        assert_eq!(
+            batch[1].tensor.data().as_ref(),
+            [2i32, 5]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+        );
+
+        let lone = GatherBuffers::default()
+            .gather(&[&b], &ragged_layout())
+            .unwrap();
+        assert_eq!(lone[0].tensor.shape(), &[3]);
+        assert_eq!(
+            lone[0].tensor.data().as_ptr(),
+            b.inputs[0].tensor.data().as_ptr(),
+            "a lone ragged request is reshaped, not copied"
+        );
+    }
+
+    #[test]
+    fn scattered_outputs_follow_the_source_shapes() {
+        let a = request(1, &[0.0; 2], &[]);
+        let b = request(1, &[0.0; 3], &["z"]);
+        let values: Vec<u8> = (0..5).flat_map(|v| (v as f32).to_le_bytes()).collect();
+        let z = Tensor::new(DataType::Fp32, vec![5], values.into()).unwrap();
+        let sums = Tensor::new(DataType::Fp32, vec![2, 1], vec![0u8; 8].into()).unwrap();
+        let outputs = vec![NamedTensor::new("z", z), NamedTensor::new("sum", sums)];
+        let parts = scatter(&outputs, &[&a, &b], true, &ragged_layout()).unwrap();
+        assert_eq!(parts[0][0].tensor.shape(), &[1, 2]);
+        assert_eq!(parts[0][1].tensor.shape(), &[1, 1]);
+        assert_eq!(parts[1].len(), 1, "b asked for z only");
+        assert_eq!(floats(&parts[1][0].tensor), vec![2.0, 3.0, 4.0]);
     }
 
     #[test]
     fn lone_request_is_not_copied() {
         let a = request(2, &[1.0, 2.0, 3.0, 4.0], &[]);
-        let batch = GatherBuffers::default().gather(&[&a]).unwrap();
+        let batch = GatherBuffers::default()
+            .gather(&[&a], &BatchLayout::default())
+            .unwrap();
         assert_eq!(
             batch[0].tensor.data().as_ptr(),
             a.inputs[0].tensor.data().as_ptr()
@@ -259,7 +358,7 @@ mod tests {
         let words = bytes_codec::encode([b"a".as_slice(), b"bb", b"", b"c", b"dd", b"e"]);
         let z = Tensor::new(DataType::Bytes, vec![3, 2], words).unwrap();
         let outputs = vec![NamedTensor::new("z", z), NamedTensor::new("y", y)];
-        let parts = scatter(&outputs, &[&a, &b], true).unwrap();
+        let parts = scatter(&outputs, &[&a, &b], true, &BatchLayout::default()).unwrap();
         assert_eq!(parts[0].len(), 1);
         assert_eq!(parts[0][0].name, "y");
         assert_eq!(floats(&parts[0][0].tensor), vec![7.0]);
@@ -276,7 +375,13 @@ mod tests {
         let a = request(1, &[0.0], &[]);
         let b = request(1, &[0.0], &[]);
         let y = Tensor::new(DataType::Fp32, vec![1], vec![0u8; 4].into()).unwrap();
-        let err = scatter(&[NamedTensor::new("y", y)], &[&a, &b], true).unwrap_err();
+        let err = scatter(
+            &[NamedTensor::new("y", y)],
+            &[&a, &b],
+            true,
+            &BatchLayout::default(),
+        )
+        .unwrap_err();
         assert!(err.contains("first dimension 1"), "{err}");
     }
 

@@ -11,12 +11,16 @@
 //! inputs into reusable buffers, executes, and answers each request with
 //! slices of the output buffers.
 //!
+//! Inputs with `allow_ragged_batch` may differ in shape within a batch; see
+//! [`BatchLayout`] for how such batches are built and split.
+//!
 //! The queue is always bounded: a full queue answers
 //! [`SchedulerError::QueueFull`], which front ends report as UNAVAILABLE.
 
 mod batch;
 mod batch_former;
 mod histogram;
+mod ragged;
 mod request;
 mod scheduler;
 mod stats;
@@ -26,6 +30,7 @@ pub use batch_former::{BatchFormer, BatchPolicy, Batchable, Decision, QueuePolic
 pub use histogram::{
     latency_histograms, set_latency_histograms, Histogram, HistogramSnapshot, BUCKET_BOUNDS_US,
 };
+pub use ragged::{BatchInput, BatchInputKind, BatchLayout};
 pub use request::{InferRequest, InferResponse, ResponseReceiver};
 pub use scheduler::{ModelScheduler, SchedulerOptions, DEFAULT_MAX_QUEUE_SIZE};
 pub use stats::{

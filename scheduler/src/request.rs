@@ -1,11 +1,12 @@
 //! What a front end hands to a scheduler and what it gets back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrite_backends::NamedTensor;
 use tokio::sync::oneshot;
 
-use crate::SchedulerError;
+use crate::{BatchLayout, SchedulerError};
 
 /// One validated inference request, owned by the scheduler once enqueued.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub(crate) struct Pending {
     pub level: usize,
     /// When the queue timeout expires, if the level has one.
     pub deadline: Option<Instant>,
+    /// The model's ragged inputs, which need not match in shape.
+    pub layout: Arc<BatchLayout>,
 }
 
 impl Pending {

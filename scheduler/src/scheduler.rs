@@ -11,6 +11,7 @@ use ferrite_backends::Backend;
 use tokio::sync::oneshot;
 
 use crate::batch_former::{BatchFormer, BatchPolicy, Batchable, Decision, QueuePolicy};
+use crate::ragged::BatchLayout;
 use crate::request::{InferRequest, Pending, ResponseReceiver};
 use crate::stats::{FailureReason, ModelStats};
 use crate::worker::Worker;
@@ -37,6 +38,8 @@ pub struct SchedulerOptions {
     /// Level (an index into the policy's levels) of requests that give no
     /// priority or one outside the model's range, as Triton does.
     pub default_level: usize,
+    /// Ragged inputs, batch inputs and scattered outputs.
+    pub layout: BatchLayout,
 }
 
 /// Queued-request counts, overall and per priority level, shared by the
@@ -65,6 +68,7 @@ pub struct ModelScheduler {
     max_queue_size: usize,
     levels: Vec<QueuePolicy>,
     default_level: usize,
+    layout: Arc<BatchLayout>,
     stats: Arc<ModelStats>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -103,6 +107,7 @@ impl ModelScheduler {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let (idle_tx, idle_rx) = crossbeam_channel::bounded(instances.len());
         let batched = options.policy.max_batch_size > 0;
+        let layout = Arc::new(options.layout);
         let mut threads = Vec::with_capacity(instances.len() + 1);
         let mut worker_senders = Vec::with_capacity(instances.len());
         for (index, backend) in instances.into_iter().enumerate() {
@@ -115,6 +120,7 @@ impl ModelScheduler {
                 idle: idle_tx.clone(),
                 stats: Arc::clone(&stats),
                 batched,
+                layout: Arc::clone(&layout),
             };
             threads.push(spawn(format!("{}#{index}", options.name), move || {
                 worker.run()
@@ -145,6 +151,7 @@ impl ModelScheduler {
             max_queue_size,
             levels: options.policy.levels,
             default_level,
+            layout,
             stats,
             threads,
         })
@@ -167,6 +174,7 @@ impl ModelScheduler {
             reply,
             level,
             deadline,
+            layout: Arc::clone(&self.layout),
         };
         if sender.send(pending).is_err() {
             self.counts.release(level);
@@ -258,7 +266,8 @@ impl Batchable for Pending {
             && a.iter().zip(b).all(|(x, y)| {
                 x.name == y.name
                     && x.tensor.dtype() == y.tensor.dtype()
-                    && x.tensor.shape().get(1..) == y.tensor.shape().get(1..)
+                    && (x.tensor.shape().get(1..) == y.tensor.shape().get(1..)
+                        || self.layout.is_ragged(&x.name))
             })
     }
 

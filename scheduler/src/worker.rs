@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ferrite_backends::Backend;
 
 use crate::batch::{requested_outputs, scatter, GatherBuffers};
+use crate::ragged::BatchLayout;
 use crate::request::{InferRequest, InferResponse, Pending};
 use crate::stats::{ExecutionTimes, FailureReason, ModelStats};
 use crate::SchedulerError;
@@ -19,6 +20,7 @@ pub(crate) struct Worker {
     pub idle: Sender<usize>,
     pub stats: Arc<ModelStats>,
     pub batched: bool,
+    pub layout: Arc<BatchLayout>,
 }
 
 impl Worker {
@@ -79,7 +81,9 @@ impl Worker {
         buffers: &mut GatherBuffers,
         start: Instant,
     ) -> Result<(Vec<Vec<ferrite_backends::NamedTensor>>, ExecutionTimes), SchedulerError> {
-        let inputs = buffers.gather(requests).map_err(SchedulerError::Internal)?;
+        let inputs = buffers
+            .gather(requests, &self.layout)
+            .map_err(SchedulerError::Internal)?;
         let wanted = requested_outputs(requests);
         let gathered = Instant::now();
         let outputs = self
@@ -88,8 +92,8 @@ impl Worker {
             .map_err(|e| SchedulerError::Execution(e.to_string()))?;
         let executed = Instant::now();
         buffers.reclaim(inputs);
-        let per_request =
-            scatter(&outputs, requests, self.batched).map_err(SchedulerError::Internal)?;
+        let per_request = scatter(&outputs, requests, self.batched, &self.layout)
+            .map_err(SchedulerError::Internal)?;
         let times = ExecutionTimes {
             compute_input: gathered - start,
             compute_infer: executed - gathered,

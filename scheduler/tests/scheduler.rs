@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use ferrite_backends::{Backend, BackendError, DataType, NamedTensor, Tensor};
 use ferrite_scheduler::{
-    BatchPolicy, InferRequest, ModelScheduler, QueuePolicy, ResponseReceiver, SchedulerError,
-    SchedulerOptions,
+    BatchLayout, BatchPolicy, InferRequest, ModelScheduler, QueuePolicy, ResponseReceiver,
+    SchedulerError, SchedulerOptions,
 };
 
 /// Adds one to every FP32 element of input "x", answering as "y". Each
@@ -87,6 +87,7 @@ fn harness_with(
         },
         max_queue_size,
         default_level: 1,
+        layout: BatchLayout::default(),
     };
     Harness {
         scheduler: ModelScheduler::start(options, backends).unwrap(),

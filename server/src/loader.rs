@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrite_backends::{create_instance, resolve_engine, resolve_gpu_engine, InstanceSpec};
+use ferrite_backends::{
+    create_instance, resolve_engine, resolve_gpu_engine, DataType, InstanceSpec,
+};
 use ferrite_proto::inference::model_config::SchedulingChoice;
 use ferrite_proto::inference::model_instance_group::Kind;
-use ferrite_proto::inference::{model_queue_policy, ModelConfig, ModelQueuePolicy};
+use ferrite_proto::inference::{batch_input, model_queue_policy, ModelConfig, ModelQueuePolicy};
 use ferrite_repository::{ModelSpec, ModelVersion};
 use ferrite_scheduler::{
-    BatchPolicy, ModelScheduler, QueuePolicy, SchedulerOptions, TimeoutAction,
+    BatchInput, BatchInputKind, BatchLayout, BatchPolicy, ModelScheduler, QueuePolicy,
+    SchedulerOptions, TimeoutAction,
 };
 
 use crate::model::LoadedModel;
@@ -97,6 +100,7 @@ fn load_version(spec: &ModelSpec, version: &ModelVersion) -> Result<LoadedModel,
         policy,
         max_queue_size: 0,
         default_level,
+        layout: batch_layout(config)?,
     };
     let scheduler = ModelScheduler::start(options, instances).map_err(|e| e.to_string())?;
     if let Err(reason) = warmup::run(config, &scheduler, &warmup_samples) {
@@ -255,6 +259,73 @@ fn scheduler_policy(config: &ModelConfig) -> Result<(BatchPolicy, usize), String
         levels,
     };
     Ok((policy, default_level))
+}
+
+/// The config's ragged inputs, batch inputs and batch outputs (checked by
+/// the repository's validation; see `ferrite_scheduler::BatchLayout`).
+fn batch_layout(config: &ModelConfig) -> Result<BatchLayout, String> {
+    let mut layout = BatchLayout {
+        ragged_inputs: config
+            .input
+            .iter()
+            .filter(|i| i.allow_ragged_batch)
+            .map(|i| i.name.clone())
+            .collect(),
+        ..BatchLayout::default()
+    };
+    for (index, input) in config.batch_input.iter().enumerate() {
+        let kind = match batch_input::Kind::try_from(input.kind) {
+            Ok(batch_input::Kind::BatchElementCount) => BatchInputKind::ElementCount,
+            Ok(batch_input::Kind::BatchAccumulatedElementCount) => {
+                BatchInputKind::AccumulatedElementCount
+            }
+            Ok(batch_input::Kind::BatchAccumulatedElementCountWithZero) => {
+                BatchInputKind::AccumulatedElementCountWithZero
+            }
+            Ok(batch_input::Kind::BatchMaxElementCountAsShape) => {
+                BatchInputKind::MaxElementCountAsShape
+            }
+            Ok(batch_input::Kind::BatchItemShape) => BatchInputKind::ItemShape,
+            Ok(batch_input::Kind::BatchItemShapeFlatten) => BatchInputKind::ItemShapeFlatten,
+            Err(_) => {
+                return Err(format!(
+                    "batch_input[{index}].kind: {} is unknown",
+                    input.kind
+                ))
+            }
+        };
+        let dtype = ferrite_proto::inference::DataType::try_from(input.data_type)
+            .ok()
+            .and_then(DataType::from_config)
+            .ok_or_else(|| format!("batch_input[{index}].data_type is not a data type"))?;
+        let [source] = input.source_input.as_slice() else {
+            return Err(format!(
+                "batch_input[{index}].source_input must name one input"
+            ));
+        };
+        layout
+            .batch_inputs
+            .extend(input.target_name.iter().map(|target| BatchInput {
+                kind,
+                target: target.clone(),
+                dtype,
+                source: source.clone(),
+            }));
+    }
+    for (index, output) in config.batch_output.iter().enumerate() {
+        let [source] = output.source_input.as_slice() else {
+            return Err(format!(
+                "batch_output[{index}].source_input must name one input"
+            ));
+        };
+        layout.scatter_outputs.extend(
+            output
+                .target_name
+                .iter()
+                .map(|target| (target.clone(), source.clone())),
+        );
+    }
+    Ok(layout)
 }
 
 fn queue_policy(config: Option<&ModelQueuePolicy>) -> QueuePolicy {

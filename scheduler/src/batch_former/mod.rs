@@ -91,7 +91,7 @@ pub trait Batchable {
     /// When its queue timeout expires, if it has one.
     fn deadline(&self) -> Option<Instant>;
     /// Whether the two may share one execution (same inputs, same non-batch
-    /// shapes).
+    /// shapes but for ragged inputs).
     fn compatible(&self, other: &Self) -> bool;
     /// Whether its client went away and it should not run.
     fn abandoned(&self) -> bool;
