@@ -16,6 +16,7 @@ Models written (see examples/README.md for what each one exercises):
     cnn             FP32 [-1, 3, 32, 32] -> 10 logits, versions 1 and 2
     all_types       one identity per KServe data type except BF16
     identity_bf16   BF16 [-1, 4] identity
+    ragged_sum      ragged FP32 input -> per-request sum and the input doubled
 """
 
 from __future__ import annotations
@@ -152,6 +153,45 @@ def cnn_model(seed: int) -> onnx.ModelProto:
     return finish(graph)
 
 
+def ragged_sum_model() -> onnx.ModelProto:
+    """Per-request sums over a ragged batch.
+
+    INPUT is every request's elements concatenated; BOUNDS (the
+    BATCH_ACCUMULATED_ELEMENT_COUNT_WITH_ZERO batch input) says where each
+    request starts and ends. SUM[i] = cumsum[BOUNDS[i+1]] - cumsum[BOUNDS[i]]
+    over the cumulative sum with a leading zero; DOUBLED is INPUT * 2, which
+    the server scatters back in each request's input shape.
+    """
+    constants = [
+        numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
+        numpy_helper.from_array(np.array(0, np.int64), "axis"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes"),
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus_one"),
+        numpy_helper.from_array(np.array([np.iinfo(np.int64).max], np.int64), "end"),
+        numpy_helper.from_array(np.array([1], np.int64), "column"),
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+    ]
+    nodes = [
+        helper.make_node("Concat", ["zero", "INPUT"], ["padded"], axis=0, name="pad"),
+        helper.make_node("CumSum", ["padded", "axis"], ["running"], name="running_sum"),
+        helper.make_node("Gather", ["running", "BOUNDS"], ["at_bounds"], axis=0, name="at_bounds"),
+        helper.make_node("Slice", ["at_bounds", "one", "end", "axes"], ["ends"], name="ends"),
+        helper.make_node("Slice", ["at_bounds", "axes", "minus_one", "axes"], ["starts"], name="starts"),
+        helper.make_node("Sub", ["ends", "starts"], ["sums"], name="sums"),
+        helper.make_node("Unsqueeze", ["sums", "column"], ["SUM"], name="to_rows"),
+        helper.make_node("Mul", ["INPUT", "two"], ["DOUBLED"], name="double"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ragged_sum",
+        [tensor("INPUT", TensorProto.FLOAT, ["elements"]), tensor("BOUNDS", TensorProto.INT64, ["bounds"])],
+        [tensor("SUM", TensorProto.FLOAT, [BATCH, 1]), tensor("DOUBLED", TensorProto.FLOAT, ["elements"])],
+        initializer=constants,
+    )
+    return finish(graph)
+
+
 def tensor_config(name: str, data_type: str, dims: list[int]) -> str:
     """One entry of an `input [...]` or `output [...]` list, Triton's layout."""
     dims_text = ", ".join(str(d) for d in dims)
@@ -226,6 +266,22 @@ def identity_bf16_config() -> str:
     )
 
 
+def ragged_sum_config() -> str:
+    return (
+        'name: "ragged_sum"\n'
+        'backend: "onnxruntime"\n'
+        "max_batch_size: 16\n"
+        'input [\n  {\n    name: "INPUT"\n    data_type: TYPE_FP32\n    dims: [ -1 ]\n'
+        "    allow_ragged_batch: true\n  }\n]\n"
+        + io_block("output", [("SUM", "TYPE_FP32", [1]), ("DOUBLED", "TYPE_FP32", [-1])])
+        + "batch_input [\n  {\n    kind: BATCH_ACCUMULATED_ELEMENT_COUNT_WITH_ZERO\n"
+        '    target_name: "BOUNDS"\n    data_type: TYPE_INT64\n    source_input: "INPUT"\n  }\n]\n'
+        + "batch_output [\n  {\n    kind: BATCH_SCATTER_WITH_INPUT_SHAPE\n"
+        '    target_name: "DOUBLED"\n    source_input: "INPUT"\n  }\n]\n'
+        + "dynamic_batching {\n  max_queue_delay_microseconds: 2000\n}\n"
+    )
+
+
 def repository() -> dict[str, tuple[str | None, dict[int, onnx.ModelProto]]]:
     """Model name -> (config.pbtxt text or None, {version: model})."""
     all_types = identity_model(
@@ -249,6 +305,7 @@ def repository() -> dict[str, tuple[str | None, dict[int, onnx.ModelProto]]]:
             identity_bf16_config(),
             {1: identity_model("identity_bf16", [("INPUT0", "OUTPUT0", TensorProto.BFLOAT16, [BATCH, 4])])},
         ),
+        "ragged_sum": (ragged_sum_config(), {1: ragged_sum_model()}),
     }
 
 

@@ -37,7 +37,7 @@ def test_committed_models_match_the_generator(tmp_path):
 
 def test_expected_models_exist():
     names = {p.parent.parent.name for p in MODEL_FILES}
-    assert names == {"identity_fp32", "simple", "identity_bytes", "mlp", "cnn", "all_types", "identity_bf16"}
+    assert names == {"identity_fp32", "simple", "identity_bytes", "mlp", "cnn", "all_types", "identity_bf16", "ragged_sum"}
     assert sorted(p.parent.name for p in (EXAMPLE_MODELS / "cnn").glob("*/model.onnx")) == ["1", "2"]
     assert not (EXAMPLE_MODELS / "mlp" / "config.pbtxt").exists(), "mlp exercises auto-complete"
 
@@ -114,3 +114,11 @@ def test_mlp_and_cnn_run_in_onnxruntime():
     logits = [_session("cnn", v).run(None, {"image": image})[0] for v in ("1", "2")]
     assert all(out.shape == (2, 10) for out in logits)
     assert not np.allclose(logits[0], logits[1]), "the two cnn versions differ"
+
+
+def test_ragged_sum_runs_in_onnxruntime():
+    flat = np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)
+    bounds = np.array([0, 1, 3, 6], dtype=np.int64)
+    sums, doubled = _session("ragged_sum").run(None, {"INPUT": flat, "BOUNDS": bounds})
+    np.testing.assert_array_equal(sums, [[1.0], [5.0], [15.0]])
+    np.testing.assert_array_equal(doubled, flat * 2)

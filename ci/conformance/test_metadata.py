@@ -33,6 +33,7 @@ EXPECTED_METADATA = {
         [(f"OUT_{t}", t, [-1, 4]) for t in ALL_TYPE_NAMES],
     ),
     "identity_bf16": (["1"], [("INPUT0", "BF16", [-1, 4])], [("OUTPUT0", "BF16", [-1, 4])]),
+    "ragged_sum": (["1"], [("INPUT", "FP32", [-1, -1])], [("SUM", "FP32", [-1, 1]), ("DOUBLED", "FP32", [-1, -1])]),
 }
 
 # Keys whose values are maps with user-chosen keys in Triton's ModelConfig.

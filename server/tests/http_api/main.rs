@@ -13,6 +13,7 @@ mod infer_json;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod ragged;
 mod repository;
 #[path = "../common/slow_model.rs"]
 mod slow_model;
