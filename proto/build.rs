@@ -2,7 +2,8 @@
 //! compiler (no system `protoc`), generates the Rust types and gRPC stubs,
 //! and writes the encoded descriptor set for run-time reflection. The raw
 //! tensor fields of the inference messages are `bytes::Bytes`, so a decoded
-//! request's tensors are slices of the received buffer.
+//! request's tensors are slices of the received buffer. The OpenTelemetry
+//! trace messages (OTLP) have no service here: they are sent over HTTP.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,10 @@ const PROTOS: &[&str] = &[
     "model_config.proto",
     "health.proto",
     "onnx.proto",
+    "opentelemetry/proto/common/v1/common.proto",
+    "opentelemetry/proto/resource/v1/resource.proto",
+    "opentelemetry/proto/trace/v1/trace.proto",
+    "opentelemetry/proto/collector/trace/v1/trace_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,6 +8,10 @@
 //! * [`onnx`]: the subset of the ONNX model format needed to describe a
 //!   model's inputs, outputs, initializers and opsets without loading its
 //!   weights.
+//! * [`opentelemetry`]: the OTLP trace messages (`ExportTraceServiceRequest`
+//!   and what it holds: resource, scope, span, attribute values), a subset
+//!   of OpenTelemetry's protocol with its official field numbers, for
+//!   exporting request traces over OTLP/HTTP.
 //!
 //! The protocol files in `protos/` are compiled at build time by a pure-Rust
 //! protobuf compiler; no system `protoc` is needed. The same descriptors are
@@ -40,6 +44,45 @@ pub mod health {
 #[allow(clippy::all, missing_docs)]
 pub mod onnx {
     include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
+
+/// OpenTelemetry protocol (OTLP) trace messages (protobuf packages
+/// `opentelemetry.proto.*.v1`).
+#[allow(clippy::all, missing_docs)]
+pub mod opentelemetry {
+    pub mod proto {
+        pub mod common {
+            pub mod v1 {
+                include!(concat!(
+                    env!("OUT_DIR"),
+                    "/opentelemetry.proto.common.v1.rs"
+                ));
+            }
+        }
+        pub mod resource {
+            pub mod v1 {
+                include!(concat!(
+                    env!("OUT_DIR"),
+                    "/opentelemetry.proto.resource.v1.rs"
+                ));
+            }
+        }
+        pub mod trace {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/opentelemetry.proto.trace.v1.rs"));
+            }
+        }
+        pub mod collector {
+            pub mod trace {
+                pub mod v1 {
+                    include!(concat!(
+                        env!("OUT_DIR"),
+                        "/opentelemetry.proto.collector.trace.v1.rs"
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Encoded `FileDescriptorSet` of every protocol file of this crate, with
@@ -149,6 +192,17 @@ mod tests {
             ("onnx.GraphProto", "input", 11),
             ("onnx.GraphProto", "output", 12),
             ("onnx.TensorProto", "name", 8),
+            ("opentelemetry.proto.trace.v1.Span", "flags", 16),
+            ("opentelemetry.proto.trace.v1.Span", "status", 15),
+            ("opentelemetry.proto.trace.v1.Span", "events", 11),
+            ("opentelemetry.proto.trace.v1.Status", "code", 3),
+            ("opentelemetry.proto.trace.v1.ScopeSpans", "spans", 2),
+            ("opentelemetry.proto.common.v1.AnyValue", "int_value", 3),
+            (
+                "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest",
+                "resource_spans",
+                1,
+            ),
         ];
         for (message, field, want) in expected {
             assert_eq!(number(message, field), want, "{message}.{field}");
