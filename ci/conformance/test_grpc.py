@@ -105,7 +105,7 @@ def test_live_ready_and_server_metadata(grpc):
     metadata = grpc.get_server_metadata()
     assert metadata.name == "ferrite"
     assert metadata.version == workspace_version()
-    assert list(metadata.extensions) == ["binary_tensor_data", "logging", "model_configuration", "model_repository", "schedule_policy", "statistics"]
+    assert list(metadata.extensions) == ["binary_tensor_data", "logging", "model_configuration", "model_repository", "schedule_policy", "statistics", "trace"]
     as_json = grpc.get_server_metadata(as_json=True)
     assert as_json["name"] == "ferrite"
 

@@ -20,6 +20,7 @@ mod override_files;
 pub mod selftest;
 pub mod server;
 pub mod state;
+pub mod trace;
 mod warmup;
 
 pub use error::{ErrorKind, ServerError};

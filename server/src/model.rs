@@ -11,6 +11,7 @@ use ferrite_scheduler::{
 };
 
 use crate::error::ServerError;
+use crate::trace::{Activity, RequestTrace};
 
 /// One input or output as the config declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,13 +231,35 @@ impl LoadedModel {
         ))
     }
 
-    /// Validates and runs a request, waiting for its answer.
+    /// Validates and runs a request, waiting for its answer. A sampled
+    /// request's `trace` records when it starts, is queued and ends.
     pub async fn infer(
         &self,
         inputs: Vec<NamedTensor>,
         outputs: Vec<String>,
         arrival: Instant,
         schedule: Schedule,
+        mut trace: Option<&mut RequestTrace>,
+    ) -> Result<InferResponse, ServerError> {
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.mark(Activity::RequestStart);
+        }
+        let result = self
+            .run(inputs, outputs, arrival, schedule, trace.as_deref_mut())
+            .await;
+        if let Some(trace) = trace {
+            trace.mark(Activity::RequestEnd);
+        }
+        result
+    }
+
+    async fn run(
+        &self,
+        inputs: Vec<NamedTensor>,
+        outputs: Vec<String>,
+        arrival: Instant,
+        schedule: Schedule,
+        trace: Option<&mut RequestTrace>,
     ) -> Result<InferResponse, ServerError> {
         let batch_size = match self.validate(&inputs, &outputs) {
             Ok(batch_size) => batch_size,
@@ -255,6 +278,9 @@ impl LoadedModel {
             priority: schedule.priority,
             timeout: schedule.timeout,
         };
+        if let Some(trace) = trace {
+            trace.mark(Activity::QueueStart);
+        }
         let receiver = self
             .scheduler
             .submit(request)

@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 use crate::logging::{LogFormat, LogOptions};
 
 use crate::limits::{self, Limits};
+use crate::trace::{self, TraceConfig, TraceOptions};
 
 /// How models are loaded and unloaded (tritonserver's
 /// `--model-control-mode`).
@@ -96,6 +97,16 @@ pub struct Options {
     #[arg(long = "metrics-config", value_name = "KEY=VALUE", value_parser = parse_metrics_setting)]
     pub metrics_config: Vec<MetricsSetting>,
 
+    /// A trace setting (repeatable), in tritonserver's syntax:
+    /// `mode=opentelemetry`, `rate=N`, `level=OFF|TIMESTAMPS`, `count=N`
+    /// (-1: unlimited), `opentelemetry,url=HOST:PORT/PATH`,
+    /// `opentelemetry,resource=KEY=VALUE`,
+    /// `opentelemetry,bsp_max_queue_size=N`,
+    /// `opentelemetry,bsp_schedule_delay=MS`,
+    /// `opentelemetry,bsp_max_export_batch_size=N`.
+    #[arg(long = "trace-config", value_name = "[MODE,]SETTING=VALUE", value_parser = trace::parse_trace_config)]
+    pub trace_config: Vec<TraceConfig>,
+
     /// Readiness requires every model to be ready (else: the server is up).
     #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub strict_readiness: bool,
@@ -166,6 +177,12 @@ impl Options {
 }
 
 impl Options {
+    /// The tracing options the `--trace-config` values give; an error
+    /// names the settings that do not fit together.
+    pub fn trace_options(&self) -> Result<TraceOptions, String> {
+        trace::trace_options(&self.trace_config)
+    }
+
     /// The logging options among these.
     pub fn log_options(&self) -> LogOptions {
         LogOptions {
@@ -329,6 +346,35 @@ mod tests {
                 .to_string();
             assert!(error.contains(named), "{error}");
         }
+    }
+
+    #[test]
+    fn trace_config_settings() {
+        let o = parse(&[
+            "--model-repository=/m",
+            "--trace-config",
+            "mode=opentelemetry",
+            "--trace-config=level=TIMESTAMPS",
+            "--trace-config",
+            "opentelemetry,url=127.0.0.1:4318/v1/traces",
+        ]);
+        let trace = o.trace_options().unwrap();
+        assert_eq!(trace.settings.level, trace::TraceLevel::Timestamps);
+        assert_eq!(
+            trace.export.endpoint.to_string(),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        let error = Options::try_parse_from([
+            "ferrite",
+            "--model-repository=/m",
+            "--trace-config=mode=triton",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("--trace-config") && error.contains("mode=triton"),
+            "{error}"
+        );
     }
 
     #[test]

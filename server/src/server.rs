@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::manager::{ManagerOptions, ModelManager};
 use crate::options::{ControlMode, Options};
 use crate::state::ServerState;
+use crate::trace::Tracer;
 use crate::{grpc, http, metrics};
 
 /// A running server and the addresses it listens on.
@@ -30,6 +31,9 @@ pub struct Server {
 impl Server {
     /// Loads the repository and starts the enabled front ends.
     pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let trace = options
+            .trace_options()
+            .map_err(|e| anyhow::anyhow!("invalid --trace-config: {e}"))?;
         ferrite_scheduler::set_latency_histograms(options.histogram_latencies());
         let repository = RepositoryOptions {
             roots: options.model_repositories.clone(),
@@ -60,6 +64,7 @@ impl Server {
             options.http_max_input_size,
             options.limits(),
             options.strict_readiness,
+            Tracer::start(trace),
         ));
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -141,6 +146,7 @@ impl Server {
                 self.exit_timeout
             );
         }
+        self.state.tracer.shutdown().await;
         let manager = Arc::clone(&self.state.manager);
         let timeout = self.exit_timeout;
         let _ = tokio::task::spawn_blocking(move || manager.unload_all(timeout)).await;

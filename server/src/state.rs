@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::limits::Limits;
 use crate::manager::ModelManager;
+use crate::trace::Tracer;
 
 /// Server name and version reported by the metadata endpoints.
 pub const SERVER_NAME: &str = "ferrite";
@@ -20,6 +21,8 @@ pub struct ServerState {
     pub limits: Limits,
     /// Whether readiness requires every model to be ready.
     pub strict_readiness: bool,
+    /// Request tracing and the trace extension's settings.
+    pub tracer: Tracer,
     shutting_down: AtomicBool,
 }
 
@@ -29,12 +32,14 @@ impl ServerState {
         http_max_input_size: usize,
         limits: Limits,
         strict_readiness: bool,
+        tracer: Tracer,
     ) -> Self {
         Self {
             manager,
             http_max_input_size,
             limits,
             strict_readiness,
+            tracer,
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::manager::ModelManager;
 use crate::model::{LoadedModel, Schedule};
 use crate::state::ServerState;
+use crate::trace::{Protocol, RequestTrace, TraceParent, TRACEPARENT};
 
 /// A request's tensors and requested outputs, ready for
 /// [`LoadedModel::infer`].
@@ -30,20 +31,54 @@ pub struct Decoded {
 
 /// Runs one inference request: finds the model, decodes the tensors, waits
 /// for the scheduler's answer and encodes it. `arrival` is when the request
-/// was received.
+/// was received; `parent` is the client's span, if it propagated one.
 pub(crate) async fn infer(
     state: &ServerState,
     mut request: ModelInferRequest,
     arrival: Instant,
+    parent: Option<TraceParent>,
 ) -> Result<ModelInferResponse, ServerError> {
     let version = ModelManager::parse_version(&request.model_version)?;
     let model = state.manager.get(&request.model_name, version)?;
     let id = std::mem::take(&mut request.id);
+    let mut trace = state
+        .tracer
+        .begin(&model.name, model.version, Protocol::Grpc, parent, arrival);
+    if let Some(trace) = trace.as_mut() {
+        trace.set_request_id(&id);
+    }
+    let result = run(state, &model, request, arrival, trace.as_mut()).await;
+    if let Some(trace) = trace {
+        trace.finish(result.as_ref().err().map(|e| e.message.as_str()));
+    }
+    Ok(encode(&model, id, result?))
+}
+
+async fn run(
+    state: &ServerState,
+    model: &LoadedModel,
+    request: ModelInferRequest,
+    arrival: Instant,
+    trace: Option<&mut RequestTrace>,
+) -> Result<InferResponse, ServerError> {
     let decoded = decode(&model.name, request, &state.limits)?;
-    let response = model
-        .infer(decoded.inputs, decoded.outputs, arrival, decoded.schedule)
-        .await?;
-    Ok(encode(&model, id, response))
+    model
+        .infer(
+            decoded.inputs,
+            decoded.outputs,
+            arrival,
+            decoded.schedule,
+            trace,
+        )
+        .await
+}
+
+/// The client's span in a call's `traceparent` metadata, if valid.
+pub(crate) fn trace_parent(metadata: &tonic::metadata::MetadataMap) -> Option<TraceParent> {
+    metadata
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceParent::parse)
 }
 
 /// Decodes the inputs and requested outputs of a request for `model`. Raw

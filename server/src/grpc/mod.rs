@@ -21,8 +21,15 @@
 //!   client pings are always answered.
 //! * `RepositoryModelLoad` and `RepositoryModelUnload` go to the model
 //!   manager, which honours them in the `explicit` model control mode and
-//!   answers UNAVAILABLE in the others, as tritonserver does. Shared memory,
-//!   trace and log settings answer UNIMPLEMENTED.
+//!   answers UNAVAILABLE in the others, as tritonserver does. Shared memory
+//!   answers UNIMPLEMENTED.
+//! * `TraceSetting` reads and changes the trace settings (see
+//!   [`crate::trace`]): an empty model name is the global settings, a
+//!   setting without values clears a model's override, a call without
+//!   settings only reads. `LogSettings` reads and changes the log settings.
+//! * A `traceparent` metadata entry (W3C Trace Context) on `ModelInfer` or
+//!   on a `ModelStreamInfer` stream makes the client's span the parent of
+//!   the requests' spans.
 //!
 //! Request, input and output parameters follow the HTTP front end's rules
 //! (see [`crate::http::codec`]).

@@ -16,6 +16,7 @@ use crate::http::metadata::EXTENSIONS;
 use crate::logging::{self, SettingValue};
 use crate::manager::ModelManager;
 use crate::state::{ServerState, SERVER_NAME, SERVER_VERSION};
+use crate::trace::Given;
 
 /// The inference service over the shared server state.
 #[derive(Debug, Clone)]
@@ -118,7 +119,8 @@ impl GrpcInferenceService for InferenceService {
         request: Request<ModelInferRequest>,
     ) -> RpcResult<ModelInferResponse> {
         let arrival = Instant::now();
-        let response = infer::infer(&self.state, request.into_inner(), arrival).await?;
+        let parent = infer::trace_parent(request.metadata());
+        let response = infer::infer(&self.state, request.into_inner(), arrival, parent).await?;
         Ok(Response::new(response))
     }
 
@@ -128,10 +130,12 @@ impl GrpcInferenceService for InferenceService {
         &self,
         request: Request<Streaming<ModelInferRequest>>,
     ) -> RpcResult<Self::ModelStreamInferStream> {
+        let parent = infer::trace_parent(request.metadata());
         let responses = stream::start(
             Arc::clone(&self.state),
             request.into_inner(),
             self.stopped.clone(),
+            parent,
         );
         Ok(Response::new(responses))
     }
@@ -263,9 +267,41 @@ impl GrpcInferenceService for InferenceService {
 
     async fn trace_setting(
         &self,
-        _: Request<TraceSettingRequest>,
+        request: Request<TraceSettingRequest>,
     ) -> RpcResult<TraceSettingResponse> {
-        unsupported("trace setting")
+        let request = request.into_inner();
+        let model = match request.model_name.as_str() {
+            "" => None,
+            name => Some(self.state.manager.get(name, None)?.name.clone()),
+        };
+        let changes: Vec<(String, Given)> = request
+            .settings
+            .into_iter()
+            .map(|(name, value)| {
+                let given = if value.value.is_empty() {
+                    Given::Clear
+                } else {
+                    Given::Values(value.value)
+                };
+                (name, given)
+            })
+            .collect();
+        let settings = self
+            .state
+            .tracer
+            .settings()
+            .update(model.as_deref(), &changes)?;
+        let settings = settings
+            .entries()
+            .into_iter()
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    trace_setting_response::SettingValue { value },
+                )
+            })
+            .collect();
+        Ok(Response::new(TraceSettingResponse { settings }))
     }
 
     async fn log_settings(

@@ -21,6 +21,7 @@ use tonic::{Status, Streaming};
 
 use super::infer;
 use crate::state::ServerState;
+use crate::trace::TraceParent;
 
 /// Requests of one stream that may be decoded, queued or executing at once.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -34,15 +35,18 @@ enum Next {
     Broken(Status),
 }
 
-/// Starts serving one stream and returns the stream of answers.
+/// Starts serving one stream and returns the stream of answers. `parent`,
+/// the client's span from the stream's metadata, is the parent of every
+/// traced request of the stream.
 pub(crate) fn start(
     state: Arc<ServerState>,
     incoming: Streaming<ModelInferRequest>,
     stopped: watch::Receiver<bool>,
+    parent: Option<TraceParent>,
 ) -> ReceiverStream<Answer> {
     let (queue, pending) = mpsc::channel(MAX_IN_FLIGHT);
     let (answers, outgoing) = mpsc::channel(MAX_IN_FLIGHT);
-    tokio::spawn(read(state, incoming, stopped, queue));
+    tokio::spawn(read(state, incoming, stopped, queue, parent));
     tokio::spawn(write(pending, answers));
     ReceiverStream::new(outgoing)
 }
@@ -52,6 +56,7 @@ async fn read(
     mut incoming: Streaming<ModelInferRequest>,
     mut stopped: watch::Receiver<bool>,
     queue: mpsc::Sender<Next>,
+    parent: Option<TraceParent>,
 ) {
     loop {
         let message = tokio::select! {
@@ -64,7 +69,7 @@ async fn read(
                 let arrival = Instant::now();
                 let state = Arc::clone(&state);
                 Next::Answer(tokio::spawn(async move {
-                    answer(&state, request, arrival).await
+                    answer(&state, request, arrival, parent).await
                 }))
             }
             Ok(None) => break,
@@ -114,6 +119,7 @@ async fn answer(
     state: &ServerState,
     request: ModelInferRequest,
     arrival: Instant,
+    parent: Option<TraceParent>,
 ) -> ModelStreamInferResponse {
     let header = ModelInferResponse {
         model_name: request.model_name.clone(),
@@ -121,7 +127,7 @@ async fn answer(
         id: request.id.clone(),
         ..Default::default()
     };
-    match infer::infer(state, request, arrival).await {
+    match infer::infer(state, request, arrival, parent).await {
         Ok(response) => ModelStreamInferResponse {
             error_message: String::new(),
             infer_response: Some(response),

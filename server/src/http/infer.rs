@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use super::codec::{self, EncodedResponse};
 use super::{body, ModelPath};
 use crate::error::ServerError;
+use crate::model::LoadedModel;
 use crate::state::ServerState;
+use crate::trace::{Activity, Protocol, RequestTrace, TraceParent, TRACEPARENT};
 
 /// The header that gives the length of the JSON part of a body followed
 /// by binary tensor data.
@@ -25,15 +27,42 @@ pub(super) async fn infer(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ServerError> {
+    let received = Instant::now();
     let model = path.resolve(&state.manager)?;
+    let parent = headers
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(TraceParent::parse);
+    let mut trace =
+        state
+            .tracer
+            .begin(&model.name, model.version, Protocol::Http, parent, received);
+    let result = run(&state, &model, &headers, request, trace.as_mut()).await;
+    if let Some(trace) = trace {
+        trace.finish(result.as_ref().err().map(|e| e.message.as_str()));
+    }
+    result.map(into_http)
+}
+
+/// Reads, decodes, runs and encodes one request for `model`.
+async fn run(
+    state: &ServerState,
+    model: &LoadedModel,
+    headers: &HeaderMap,
+    request: Body,
+    mut trace: Option<&mut RequestTrace>,
+) -> Result<EncodedResponse, ServerError> {
     let header_length = headers
         .get(&INFERENCE_HEADER_CONTENT_LENGTH)
         .map(|value| codec::parse_header_length(value.as_bytes()))
         .transpose()?;
-    let data = body::read(&headers, request, state.http_max_input_size).await?;
+    let data = body::read(headers, request, state.http_max_input_size).await?;
     // Durations count from a received body, as Triton's do: a slow
     // upload is not inference time.
     let arrival = Instant::now();
+    if let Some(trace) = trace.as_deref_mut() {
+        trace.mark(Activity::HttpRecvEnd);
+    }
     // Only the JSON part costs parsing: binary data is sliced.
     let json_length = header_length.unwrap_or(data.len());
     let limits = state.limits;
@@ -41,6 +70,9 @@ pub(super) async fn infer(
         codec::decode_request(&data, header_length, &limits)
     })
     .await?;
+    if let (Some(trace), Some(id)) = (trace.as_deref_mut(), &decoded.response.id) {
+        trace.set_request_id(id);
+    }
     for (name, value) in decoded.parameters.iter() {
         tracing::debug!(model = %model.name, "request parameter '{name}' = {value} is passed to the engine, which does not use it");
     }
@@ -50,6 +82,7 @@ pub(super) async fn infer(
             decoded.response.output_names(),
             arrival,
             decoded.schedule,
+            trace,
         )
         .await?;
     let spec = decoded.response;
@@ -60,11 +93,10 @@ pub(super) async fn infer(
         .map(|o| o.tensor.data().len())
         .sum();
     let (name, version) = (model.name.clone(), model.version);
-    let encoded = off_runtime(json_bytes, move || {
+    off_runtime(json_bytes, move || {
         codec::encode_response(&name, version, &spec, response.outputs)
     })
-    .await?;
-    Ok(into_http(encoded))
+    .await
 }
 
 /// Tensor data from which JSON work moves to the blocking pool, so that a

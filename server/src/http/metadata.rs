@@ -7,13 +7,14 @@ use crate::state::{SERVER_NAME, SERVER_VERSION};
 
 /// The protocol extensions this server provides, as server metadata lists
 /// them.
-pub const EXTENSIONS: [&str; 6] = [
+pub const EXTENSIONS: [&str; 7] = [
     "binary_tensor_data",
     "logging",
     "model_configuration",
     "model_repository",
     "schedule_policy",
     "statistics",
+    "trace",
 ];
 
 /// The platform Triton reports for ONNX models run by ONNX Runtime.
@@ -23,7 +24,7 @@ const ONNX_PLATFORM: &str = "onnxruntime_onnx";
 pub struct ServerMetadata {
     name: &'static str,
     version: &'static str,
-    extensions: [&'static str; 6],
+    extensions: [&'static str; 7],
 }
 
 pub fn server() -> ServerMetadata {
@@ -107,7 +108,8 @@ mod tests {
                 "model_configuration",
                 "model_repository",
                 "schedule_policy",
-                "statistics"
+                "statistics",
+                "trace"
             ])
         );
     }

@@ -16,6 +16,11 @@
 //! | POST | `/v2/repository/index` | models and versions with their state |
 //! | POST | `/v2/repository/models/{m}/load`, `.../unload` | model control (explicit mode) |
 //! | GET, POST | `/v2/logging` | log settings; POST changes them |
+//! | GET, POST | `/v2/trace/setting`, `/v2/models/{m}/trace/setting` | trace settings; POST changes them |
+//!
+//! A `traceparent` header (W3C Trace Context) on an inference request makes
+//! the client's span the parent of the request's spans (see
+//! [`crate::trace`]).
 //!
 //! Errors are answered as `{"error": "<message>"}` with the status of the
 //! error's kind; unknown paths are 404, known paths with another method 405.
@@ -28,6 +33,7 @@ pub(crate) mod metadata;
 mod repository;
 mod routes;
 mod stats;
+mod trace;
 
 use std::sync::Arc;
 
@@ -58,6 +64,14 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route(
             "/v2/logging",
             get(logging::get_settings).post(logging::update_settings),
+        )
+        .route(
+            "/v2/trace/setting",
+            get(trace::get_global).post(trace::update_global),
+        )
+        .route(
+            "/v2/models/{model}/trace/setting",
+            get(trace::get_model).post(trace::update_model),
         )
         .route("/v2/repository/index", post(repository::index))
         .route("/v2/repository/models/{model}/load", post(repository::load))

@@ -31,7 +31,8 @@ async fn health_and_server_metadata() {
             "model_configuration",
             "model_repository",
             "schedule_policy",
-            "statistics"
+            "statistics",
+            "trace"
         ]
     );
     let http: Value = reqwest::get(format!("{}/v2", s.http))
@@ -419,7 +420,7 @@ async fn repository_index_and_model_control() {
 }
 
 #[tokio::test]
-async fn shared_memory_and_trace_are_unimplemented() {
+async fn shared_memory_is_unimplemented() {
     let mut s = GrpcServer::start(&["simple"]).await;
     let c = &mut s.client;
     let codes = [
@@ -439,9 +440,6 @@ async fn shared_memory_and_trace_are_unimplemented() {
             .await
             .map(drop),
         c.cuda_shared_memory_unregister(CudaSharedMemoryUnregisterRequest::default())
-            .await
-            .map(drop),
-        c.trace_setting(TraceSettingRequest::default())
             .await
             .map(drop),
     ];

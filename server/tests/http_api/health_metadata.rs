@@ -18,7 +18,7 @@ async fn health_and_server_metadata() {
         json!({
             "name": "ferrite",
             "version": env!("CARGO_PKG_VERSION"),
-            "extensions": ["binary_tensor_data", "logging", "model_configuration", "model_repository", "schedule_policy", "statistics"]
+            "extensions": ["binary_tensor_data", "logging", "model_configuration", "model_repository", "schedule_policy", "statistics", "trace"]
         })
     );
     server.shutdown().await;

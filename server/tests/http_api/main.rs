@@ -17,3 +17,5 @@ mod ragged;
 mod repository;
 #[path = "../common/slow_model.rs"]
 mod slow_model;
+mod trace;
+mod trace_settings;

@@ -1,0 +1,291 @@
+//! Request tracing, exported with OpenTelemetry, and the settings of
+//! Triton's trace extension.
+//!
+//! When the trace level is not OFF, sampled inference requests (HTTP, gRPC
+//! and gRPC streams alike) produce spans shaped like tritonserver's
+//! OpenTelemetry mode:
+//!
+//! * `InferRequest` (kind SERVER): the front end's handling, from receiving
+//!   the request to handing the response over for sending. Events
+//!   `HTTP_RECV_START`, `HTTP_RECV_END` (body read) and `HTTP_SEND_START`,
+//!   or `GRPC_WAITREAD_END` (message decoded) and `GRPC_SEND_START`.
+//! * a child span named after the model: the request inside the model,
+//!   with events `REQUEST_START` (validation begins), `QUEUE_START` (handed
+//!   to the scheduler) and `REQUEST_END` (its answer is back).
+//!
+//! Both carry `triton.model_name`, `triton.model_version`,
+//! `triton.request_id` (when the request has an id) and `triton.trace_id`
+//! (the trace's number in this process); the root also carries
+//! `triton.protocol` (`http` or `grpc`). A failed request's spans have
+//! status ERROR with the error message.
+//!
+//! Triton also reports a `compute` span (`COMPUTE_START`,
+//! `COMPUTE_INPUT_END`, `COMPUTE_OUTPUT_START`, `COMPUTE_END`). Those
+//! instants are known only inside the scheduler's instance worker, which
+//! reports them per batch to the statistics and not per request, so ferrite
+//! does not make them up: the model span covers queue and compute together.
+//!
+//! A W3C `traceparent` header (HTTP) or metadata entry (gRPC, for a stream
+//! the stream's own) makes the client's span the parent of `InferRequest`,
+//! in the client's trace. As in tritonserver, a request whose parent is
+//! sampled is traced whatever the rate and count; other requests are
+//! sampled by the settings ([`settings`]).
+//!
+//! Export: OTLP/HTTP with protobuf bodies, built from the OTLP messages of
+//! `ferrite-proto` and POSTed with hyper (see [`export`]). Writing this
+//! small exporter rather than depending on the OpenTelemetry SDK keeps the
+//! build light and lets the queue be exactly what ferrite needs: bounded,
+//! never blocking a request, dropping and counting what does not fit.
+//! `service.name` defaults to `ferrite`; `--trace-config
+//! opentelemetry,resource=service.name=triton-inference-server` gives
+//! Triton's.
+
+pub mod config;
+pub mod context;
+pub mod export;
+pub mod otlp;
+pub mod settings;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub use config::{parse_trace_config, trace_options, TraceConfig, TraceOptions};
+pub use context::{TraceParent, TRACEPARENT};
+pub use settings::{Given, SettingsView, TraceLevel, TraceSettings, TraceTable};
+
+use context::{SpanId, TraceId};
+use export::Exporter;
+use otlp::{Kind, SpanData, Value};
+
+/// The front end a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Grpc,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// A point in a request's life, with Triton's name for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    HttpRecvStart,
+    HttpRecvEnd,
+    HttpSendStart,
+    GrpcWaitReadEnd,
+    GrpcSendStart,
+    RequestStart,
+    QueueStart,
+    RequestEnd,
+}
+
+impl Activity {
+    fn name(self) -> &'static str {
+        match self {
+            Activity::HttpRecvStart => "HTTP_RECV_START",
+            Activity::HttpRecvEnd => "HTTP_RECV_END",
+            Activity::HttpSendStart => "HTTP_SEND_START",
+            Activity::GrpcWaitReadEnd => "GRPC_WAITREAD_END",
+            Activity::GrpcSendStart => "GRPC_SEND_START",
+            Activity::RequestStart => "REQUEST_START",
+            Activity::QueueStart => "QUEUE_START",
+            Activity::RequestEnd => "REQUEST_END",
+        }
+    }
+
+    /// Whether the model span holds this event (else the root does).
+    fn in_model(self) -> bool {
+        matches!(
+            self,
+            Activity::RequestStart | Activity::QueueStart | Activity::RequestEnd
+        )
+    }
+}
+
+/// The settings, the sampling and the exporter, shared by both front ends.
+#[derive(Debug)]
+pub struct Tracer {
+    settings: TraceTable,
+    exporter: Arc<Exporter>,
+    traces: AtomicU64,
+}
+
+impl Tracer {
+    /// Starts the exporter on the current runtime.
+    pub fn start(options: TraceOptions) -> Self {
+        Self {
+            settings: TraceTable::new(options.settings),
+            exporter: Arc::new(Exporter::start(options.export)),
+            traces: AtomicU64::new(0),
+        }
+    }
+
+    /// The trace extension's settings.
+    pub fn settings(&self) -> &TraceTable {
+        &self.settings
+    }
+
+    /// Starts the trace of a request for `model` (version `version`) that
+    /// the front end began to receive at `received`, if it is sampled.
+    pub fn begin(
+        &self,
+        model: &str,
+        version: i64,
+        protocol: Protocol,
+        parent: Option<TraceParent>,
+        received: Instant,
+    ) -> Option<RequestTrace> {
+        if !self
+            .settings
+            .sample(model, parent.is_some_and(|p| p.sampled))
+        {
+            return None;
+        }
+        let now = Instant::now();
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let unix_received = unix_now.saturating_sub(nanos(now.saturating_duration_since(received)));
+        let first = match protocol {
+            Protocol::Http => Activity::HttpRecvStart,
+            Protocol::Grpc => Activity::GrpcWaitReadEnd,
+        };
+        let mut marks = Vec::with_capacity(6);
+        marks.push((first, received));
+        Some(RequestTrace {
+            exporter: Arc::clone(&self.exporter),
+            number: self.traces.fetch_add(1, Ordering::Relaxed) + 1,
+            trace_id: parent.map_or_else(context::new_trace_id, |p| p.trace_id),
+            parent: parent.map(|p| p.span_id),
+            root_id: context::new_span_id(),
+            model_id: context::new_span_id(),
+            protocol,
+            model: model.to_string(),
+            version,
+            request_id: String::new(),
+            received,
+            unix_received,
+            marks,
+        })
+    }
+
+    /// Exports the spans still queued and stops the exporter.
+    pub async fn shutdown(&self) {
+        self.exporter.shutdown().await;
+    }
+}
+
+fn nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The trace of one sampled request, recorded as it goes and exported by
+/// [`RequestTrace::finish`].
+#[derive(Debug)]
+pub struct RequestTrace {
+    exporter: Arc<Exporter>,
+    number: u64,
+    trace_id: TraceId,
+    parent: Option<SpanId>,
+    root_id: SpanId,
+    model_id: SpanId,
+    protocol: Protocol,
+    model: String,
+    version: i64,
+    request_id: String,
+    received: Instant,
+    /// `received` in Unix nanoseconds: span times are monotonic instants
+    /// placed on the wall clock once.
+    unix_received: u64,
+    marks: Vec<(Activity, Instant)>,
+}
+
+impl RequestTrace {
+    /// Records `activity` as happening now.
+    pub fn mark(&mut self, activity: Activity) {
+        self.marks.push((activity, Instant::now()));
+    }
+
+    /// The request's `id`, when it has one.
+    pub fn set_request_id(&mut self, id: &str) {
+        id.clone_into(&mut self.request_id);
+    }
+
+    fn unix(&self, at: Instant) -> u64 {
+        self.unix_received
+            .saturating_add(nanos(at.saturating_duration_since(self.received)))
+    }
+
+    fn attributes(&self) -> Vec<(&'static str, Value)> {
+        let mut attributes = vec![
+            ("triton.model_name", Value::Text(self.model.clone())),
+            ("triton.model_version", Value::Int(self.version)),
+            (
+                "triton.trace_id",
+                Value::Int(i64::try_from(self.number).unwrap_or(i64::MAX)),
+            ),
+        ];
+        if !self.request_id.is_empty() {
+            attributes.push(("triton.request_id", Value::Text(self.request_id.clone())));
+        }
+        attributes
+    }
+
+    /// Ends the trace as the response is handed over for sending (`error`
+    /// when the request failed) and queues its spans for export.
+    pub fn finish(mut self, error: Option<&str>) {
+        self.mark(match self.protocol {
+            Protocol::Http => Activity::HttpSendStart,
+            Protocol::Grpc => Activity::GrpcSendStart,
+        });
+        let end = self.unix(Instant::now());
+        let events = |in_model: bool| -> Vec<(&'static str, u64)> {
+            self.marks
+                .iter()
+                .filter(|(activity, _)| activity.in_model() == in_model)
+                .map(|&(activity, at)| (activity.name(), self.unix(at)))
+                .collect()
+        };
+        let model_events = events(true);
+        if let Some(&(_, start)) = model_events.first() {
+            let end = model_events
+                .iter()
+                .find(|(name, _)| *name == Activity::RequestEnd.name())
+                .map_or(end, |&(_, at)| at);
+            self.exporter.submit(SpanData {
+                trace_id: self.trace_id,
+                span_id: self.model_id,
+                parent: Some(self.root_id),
+                name: self.model.clone(),
+                kind: Kind::Internal,
+                start_ns: start,
+                end_ns: end,
+                attributes: self.attributes(),
+                events: model_events,
+                error: error.map(str::to_string),
+            });
+        }
+        let mut attributes = self.attributes();
+        attributes.push(("triton.protocol", Value::Text(self.protocol.name().into())));
+        self.exporter.submit(SpanData {
+            trace_id: self.trace_id,
+            span_id: self.root_id,
+            parent: self.parent,
+            name: "InferRequest".to_string(),
+            kind: Kind::Server,
+            start_ns: self.unix_received,
+            end_ns: end,
+            attributes,
+            events: events(false),
+            error: error.map(str::to_string),
+        });
+    }
+}

@@ -1,0 +1,513 @@
+//! The trace settings of Triton's trace extension, global and per model,
+//! and the sampling decision they drive.
+//!
+//! Settings are strings or string lists, as the extension shows them:
+//! `trace_level` (`["OFF"]` or `["TIMESTAMPS"]`), `trace_rate` (one of every
+//! N requests is traced; 0 traces only requests whose client propagated a
+//! sampled parent), `trace_count` (traces left to collect; -1 is
+//! unlimited; it counts down as traces are collected), and the settings of
+//! Triton's JSON-file mode, which ferrite does not have: `trace_mode` is
+//! always `opentelemetry`, `trace_file` `""` and `log_frequency` `"0"`; an
+//! update to anything else is refused.
+//!
+//! A model's settings are the global ones except where an update for that
+//! model overrode them; such an override has its own sampling counter (a
+//! `trace_rate`) or its own countdown (a `trace_count`). An update with a
+//! setting cleared (JSON `null`, a gRPC setting without values) drops the
+//! model's override, so the global value applies again. An update is
+//! checked whole before any of it is applied.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use crate::error::ServerError;
+
+/// What is traced: nothing, or the request's time stamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceLevel {
+    Off,
+    Timestamps,
+}
+
+impl TraceLevel {
+    /// Parses one level name; `what` names the setting in errors.
+    pub fn parse(name: &str, what: &str) -> Result<Self, String> {
+        match name {
+            "OFF" => Ok(Self::Off),
+            "TIMESTAMPS" => Ok(Self::Timestamps),
+            "TENSORS" => Err(format!(
+                "{what}: level TENSORS is not supported by ferrite (OpenTelemetry traces carry TIMESTAMPS only)"
+            )),
+            other => Err(format!(
+                "{what}: unknown trace level '{other}' (supported: OFF, TIMESTAMPS)"
+            )),
+        }
+    }
+
+    /// Several levels together: traced when any of them traces (OFF adds
+    /// nothing), as tritonserver combines repeated levels.
+    pub fn parse_all<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        what: &str,
+    ) -> Result<Self, String> {
+        let mut level = None;
+        for name in names {
+            let parsed = Self::parse(name, what)?;
+            level = Some(level.unwrap_or(Self::Off).max_with(parsed));
+        }
+        level.ok_or_else(|| format!("{what} needs at least one level (OFF or TIMESTAMPS)"))
+    }
+
+    fn max_with(self, other: Self) -> Self {
+        if self == Self::Timestamps || other == Self::Timestamps {
+            Self::Timestamps
+        } else {
+            Self::Off
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Off => "OFF",
+            Self::Timestamps => "TIMESTAMPS",
+        }
+    }
+}
+
+/// The global settings the server starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceSettings {
+    pub level: TraceLevel,
+    pub rate: u32,
+    /// Traces to collect; -1 is unlimited.
+    pub count: i64,
+}
+
+impl Default for TraceSettings {
+    /// tritonserver's defaults: off, one of every 1000 requests, unlimited.
+    fn default() -> Self {
+        Self {
+            level: TraceLevel::Off,
+            rate: 1000,
+            count: -1,
+        }
+    }
+}
+
+/// The value an update gives one setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Given {
+    /// Drop the model's override of this setting.
+    Clear,
+    /// The new value: one string, or several for `trace_level`.
+    Values(Vec<String>),
+}
+
+/// The settings as the trace extension answers them (HTTP JSON; gRPC
+/// turns each into a list of strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingsView {
+    pub trace_level: Vec<String>,
+    pub trace_rate: String,
+    pub trace_count: String,
+    pub log_frequency: String,
+    pub trace_file: String,
+    pub trace_mode: String,
+}
+
+impl SettingsView {
+    /// Each setting with its values, in the extension's order.
+    pub fn entries(self) -> [(&'static str, Vec<String>); 6] {
+        [
+            ("trace_level", self.trace_level),
+            ("trace_rate", vec![self.trace_rate]),
+            ("trace_count", vec![self.trace_count]),
+            ("log_frequency", vec![self.log_frequency]),
+            ("trace_file", vec![self.trace_file]),
+            ("trace_mode", vec![self.trace_mode]),
+        ]
+    }
+}
+
+/// The only trace mode ferrite has.
+pub const TRACE_MODE: &str = "opentelemetry";
+
+/// A sampling rate and the counter it divides.
+#[derive(Debug, Clone)]
+struct Rate {
+    every: u32,
+    seen: Arc<AtomicU64>,
+}
+
+impl Rate {
+    fn new(every: u32) -> Self {
+        Self {
+            every,
+            seen: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Whether this request is the one of its `every` that is traced (the
+    /// first request is).
+    fn hit(&self) -> bool {
+        self.every != 0
+            && self
+                .seen
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(u64::from(self.every))
+    }
+}
+
+/// A model's overrides of the global settings.
+#[derive(Debug, Clone, Default)]
+struct Overrides {
+    level: Option<TraceLevel>,
+    rate: Option<Rate>,
+    count: Option<Arc<AtomicI64>>,
+}
+
+#[derive(Debug)]
+struct Table {
+    level: TraceLevel,
+    rate: Rate,
+    count: Arc<AtomicI64>,
+    models: HashMap<String, Overrides>,
+}
+
+impl Table {
+    fn effective(&self, model: Option<&str>) -> (TraceLevel, &Rate, &AtomicI64) {
+        let overrides = model.and_then(|m| self.models.get(m));
+        let level = overrides.and_then(|o| o.level).unwrap_or(self.level);
+        let rate = overrides
+            .and_then(|o| o.rate.as_ref())
+            .unwrap_or(&self.rate);
+        let count = overrides
+            .and_then(|o| o.count.as_deref())
+            .unwrap_or(&self.count);
+        (level, rate, count)
+    }
+
+    fn any_enabled(&self) -> bool {
+        self.level == TraceLevel::Timestamps
+            || self
+                .models
+                .values()
+                .any(|o| o.level == Some(TraceLevel::Timestamps))
+    }
+}
+
+/// One checked change.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Level(Option<TraceLevel>),
+    Rate(Option<u32>),
+    Count(Option<i64>),
+    /// A Triton-mode setting at its only accepted value.
+    Fixed,
+}
+
+/// The global and per-model settings, and the sampling state.
+#[derive(Debug)]
+pub struct TraceTable {
+    table: RwLock<Table>,
+    /// Whether any setting traces at all; requests skip the lock when not.
+    enabled: AtomicBool,
+}
+
+impl TraceTable {
+    pub fn new(settings: TraceSettings) -> Self {
+        Self {
+            table: RwLock::new(Table {
+                level: settings.level,
+                rate: Rate::new(settings.rate),
+                count: Arc::new(AtomicI64::new(settings.count)),
+                models: HashMap::new(),
+            }),
+            enabled: AtomicBool::new(settings.level == TraceLevel::Timestamps),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        // The table holds plain values; a writer that panicked left it
+        // consistent, so a poisoned lock is still usable.
+        self.table.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The settings that apply to `model`'s requests, or the global ones.
+    pub fn view(&self, model: Option<&str>) -> SettingsView {
+        let table = self.read();
+        let (level, rate, count) = table.effective(model);
+        SettingsView {
+            trace_level: vec![level.name().to_string()],
+            trace_rate: rate.every.to_string(),
+            trace_count: count.load(Ordering::Relaxed).to_string(),
+            log_frequency: "0".to_string(),
+            trace_file: String::new(),
+            trace_mode: TRACE_MODE.to_string(),
+        }
+    }
+
+    /// Applies `changes` to `model`'s overrides, or to the global settings,
+    /// and answers the settings that now apply. Nothing changes when any
+    /// setting is refused; the error names it.
+    pub fn update(
+        &self,
+        model: Option<&str>,
+        changes: &[(String, Given)],
+    ) -> Result<SettingsView, ServerError> {
+        let checked = changes
+            .iter()
+            .map(|(name, given)| check(name, given, model.is_some()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServerError::invalid)?;
+        {
+            let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+            match model {
+                Some(model) => {
+                    let overrides = table.models.entry(model.to_string()).or_default();
+                    for change in checked {
+                        match change {
+                            Change::Level(level) => overrides.level = level,
+                            Change::Rate(rate) => overrides.rate = rate.map(Rate::new),
+                            Change::Count(count) => {
+                                overrides.count = count.map(|c| Arc::new(AtomicI64::new(c)));
+                            }
+                            Change::Fixed => {}
+                        }
+                    }
+                }
+                None => {
+                    for change in checked {
+                        match change {
+                            Change::Level(Some(level)) => table.level = level,
+                            Change::Rate(Some(rate)) => table.rate.every = rate,
+                            Change::Count(Some(count)) => {
+                                table.count.store(count, Ordering::Relaxed);
+                            }
+                            Change::Level(None)
+                            | Change::Rate(None)
+                            | Change::Count(None)
+                            | Change::Fixed => {}
+                        }
+                    }
+                }
+            }
+            self.enabled.store(table.any_enabled(), Ordering::Relaxed);
+        }
+        Ok(self.view(model))
+    }
+
+    /// Whether a request for `model` is traced. A request whose client
+    /// propagated a sampled parent is traced whenever the level is not
+    /// OFF, regardless of rate and count (as tritonserver does); others are
+    /// sampled by the rate and take one of the count.
+    pub fn sample(&self, model: &str, parent_sampled: bool) -> bool {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return false;
+        }
+        let table = self.read();
+        let (level, rate, count) = table.effective(Some(model));
+        if level == TraceLevel::Off {
+            return false;
+        }
+        if parent_sampled {
+            return true;
+        }
+        rate.hit()
+            && count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| match left {
+                    -1 => Some(-1),
+                    left if left > 0 => Some(left - 1),
+                    _ => None,
+                })
+                .is_ok()
+    }
+}
+
+/// Checks one setting of an update; `for_model` allows clearing.
+fn check(name: &str, given: &Given, for_model: bool) -> Result<Change, String> {
+    let values = match given {
+        Given::Clear if for_model => None,
+        Given::Clear => {
+            return Err(format!(
+                "trace setting '{name}' can only be cleared for a model; give the global setting a value"
+            ))
+        }
+        Given::Values(values) => Some(values.as_slice()),
+    };
+    let single = |values: &[String]| match values {
+        [value] => Ok(value.trim().to_string()),
+        _ => Err(format!(
+            "trace setting '{name}' takes one value, got {}",
+            values.len()
+        )),
+    };
+    match name {
+        "trace_level" => values
+            .map(|v| TraceLevel::parse_all(v.iter().map(String::as_str), "trace_level"))
+            .transpose()
+            .map(Change::Level),
+        "trace_rate" => values
+            .map(|v| {
+                let value = single(v)?;
+                value.parse::<u32>().map_err(|_| {
+                    format!("trace setting 'trace_rate' must be an unsigned integer, got '{value}'")
+                })
+            })
+            .transpose()
+            .map(Change::Rate),
+        "trace_count" => values
+            .map(|v| {
+                let value = single(v)?;
+                parse_count(&value).map_err(|e| format!("trace setting 'trace_count' {e}"))
+            })
+            .transpose()
+            .map(Change::Count),
+        "trace_mode" | "trace_file" | "log_frequency" => {
+            let fixed = match name {
+                "trace_mode" => TRACE_MODE,
+                "trace_file" => "",
+                _ => "0",
+            };
+            match values.map(single).transpose()? {
+                Some(value) if value != fixed => Err(format!(
+                    "trace setting '{name}' must be '{fixed}': ferrite exports traces over OpenTelemetry only (Triton's JSON file mode is not supported)"
+                )),
+                _ => Ok(Change::Fixed),
+            }
+        }
+        _ => Err(format!(
+            "unknown trace setting '{name}' (supported: trace_level, trace_rate, trace_count, log_frequency, trace_file, trace_mode)"
+        )),
+    }
+}
+
+/// A trace count: -1 (unlimited) or more.
+pub fn parse_count(value: &str) -> Result<i64, String> {
+    match value.parse::<i64>() {
+        Ok(count) if count >= -1 => Ok(count),
+        _ => Err(format!(
+            "must be -1 (unlimited) or a count of traces, got '{value}'"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(v: &[&str]) -> Given {
+        Given::Values(v.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn change(name: &str, given: Given) -> Vec<(String, Given)> {
+        vec![(name.to_string(), given)]
+    }
+
+    fn on(rate: u32, count: i64) -> TraceTable {
+        TraceTable::new(TraceSettings {
+            level: TraceLevel::Timestamps,
+            rate,
+            count,
+        })
+    }
+
+    #[test]
+    fn defaults_are_tritons() {
+        let table = TraceTable::new(TraceSettings::default());
+        let view = table.view(None);
+        assert_eq!(view.trace_level, vec!["OFF"]);
+        assert_eq!(
+            (view.trace_rate.as_str(), view.trace_count.as_str()),
+            ("1000", "-1")
+        );
+        assert_eq!(view.trace_mode, "opentelemetry");
+        assert!(!table.sample("m", true));
+    }
+
+    #[test]
+    fn rate_samples_one_of_n_and_count_counts_down() {
+        let table = on(3, 2);
+        let sampled: Vec<bool> = (0..9).map(|_| table.sample("m", false)).collect();
+        assert_eq!(
+            sampled,
+            [true, false, false, true, false, false, false, false, false]
+        );
+        assert_eq!(table.view(None).trace_count, "0");
+        assert!(table.sample("m", true), "a sampled parent is always traced");
+        let unlimited = on(1, -1);
+        assert!((0..5).all(|_| unlimited.sample("m", false)));
+        assert_eq!(unlimited.view(None).trace_count, "-1");
+        let parents_only = on(0, -1);
+        assert!(!parents_only.sample("m", false));
+        assert!(parents_only.sample("m", true));
+    }
+
+    #[test]
+    fn model_overrides_and_clearing() {
+        let table = TraceTable::new(TraceSettings::default());
+        let view = table
+            .update(Some("a"), &change("trace_level", values(&["TIMESTAMPS"])))
+            .unwrap();
+        assert_eq!(view.trace_level, vec!["TIMESTAMPS"]);
+        assert_eq!(table.view(None).trace_level, vec!["OFF"]);
+        table
+            .update(Some("a"), &change("trace_rate", values(&["1"])))
+            .unwrap();
+        assert!(table.sample("a", false));
+        assert!(!table.sample("b", false));
+        // A global change shows through where the model has no override.
+        table
+            .update(None, &change("trace_count", values(&["7"])))
+            .unwrap();
+        assert!(table.sample("a", false));
+        assert_eq!(table.view(Some("a")).trace_count, "6");
+        let view = table
+            .update(Some("a"), &change("trace_level", Given::Clear))
+            .unwrap();
+        assert_eq!(view.trace_level, vec!["OFF"]);
+        assert_eq!(view.trace_rate, "1");
+        assert!(!table.sample("a", false));
+    }
+
+    #[test]
+    fn refuses_bad_updates_whole() {
+        let table = TraceTable::new(TraceSettings::default());
+        for (name, given, named) in [
+            ("trace_rate", values(&["fast"]), "trace_rate"),
+            ("trace_rate", values(&["1", "2"]), "one value"),
+            ("trace_count", values(&["-2"]), "trace_count"),
+            ("trace_level", values(&["TENSORS"]), "TENSORS"),
+            ("trace_level", values(&["LOUD"]), "LOUD"),
+            ("trace_level", values(&[]), "at least one"),
+            ("trace_mode", values(&["triton"]), "trace_mode"),
+            ("trace_file", values(&["/tmp/t.json"]), "trace_file"),
+            ("log_frequency", values(&["5"]), "log_frequency"),
+            ("trace_colour", values(&["1"]), "trace_colour"),
+            ("trace_rate", Given::Clear, "only be cleared for a model"),
+        ] {
+            let changes = vec![
+                ("trace_level".to_string(), values(&["TIMESTAMPS"])),
+                (name.to_string(), given),
+            ];
+            let error = table.update(None, &changes).unwrap_err();
+            assert_eq!(error.http_status(), 400);
+            assert!(error.message.contains(named), "{}", error.message);
+        }
+        assert_eq!(table.view(None).trace_level, vec!["OFF"], "nothing applied");
+        let view = table
+            .update(
+                None,
+                &[
+                    ("trace_level".into(), values(&["OFF", "TIMESTAMPS"])),
+                    ("trace_mode".into(), values(&["opentelemetry"])),
+                    ("log_frequency".into(), values(&["0"])),
+                ],
+            )
+            .unwrap();
+        assert_eq!(view.trace_level, vec!["TIMESTAMPS"]);
+    }
+}
