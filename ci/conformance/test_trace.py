@@ -1,0 +1,113 @@
+"""The trace extension through NVIDIA's clients: tritonclient.http and tritonclient.grpc
+read the global and per-model trace settings, change them, clear a model's override,
+and get errors naming a refused setting. Every test leaves the settings as it found
+them (the session's server is shared)."""
+
+from __future__ import annotations
+
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+DEFAULTS = {
+    "trace_level": ["OFF"],
+    "trace_rate": "1000",
+    "trace_count": "-1",
+    "log_frequency": "0",
+    "trace_file": "",
+    "trace_mode": "opentelemetry",
+}
+
+
+def grpc_address(address: str) -> str:
+    """The ready line gives the bound address; 0.0.0.0 is reached on the loopback."""
+    host, port = address.rsplit(":", 1)
+    return f"127.0.0.1:{port}" if host in ("0.0.0.0", "[::]") else address
+
+
+@pytest.fixture(scope="module")
+def grpc(server):
+    if "grpc" not in server.addresses:
+        pytest.fail(f"the ready line announces no grpc address: {server.addresses}", pytrace=False)
+    c = grpcclient.InferenceServerClient(url=grpc_address(server.addresses["grpc"]))
+    yield c
+    c.close()
+
+
+def grpc_settings(answer: dict) -> dict:
+    """A gRPC TraceSettingResponse as JSON, in the HTTP extension's shape."""
+    values = {name: setting.get("value", []) for name, setting in answer["settings"].items()}
+    return {name: value if name == "trace_level" else value[0] for name, value in values.items()}
+
+
+def test_server_lists_the_trace_extension(client):
+    assert "trace" in client.get_server_metadata()["extensions"]
+
+
+def test_http_reads_changes_and_clears(client):
+    assert client.get_trace_settings() == DEFAULTS
+    assert client.get_trace_settings(model_name="simple") == DEFAULTS
+    try:
+        updated = client.update_trace_settings(
+            model_name="simple", settings={"trace_level": ["TIMESTAMPS"], "trace_rate": "10"}
+        )
+        assert updated == {**DEFAULTS, "trace_level": ["TIMESTAMPS"], "trace_rate": "10"}
+        assert client.get_trace_settings() == DEFAULTS, "the global settings are unchanged"
+        assert client.get_trace_settings(model_name="identity_fp32") == DEFAULTS
+
+        cleared = client.update_trace_settings(model_name="simple", settings={"trace_rate": None})
+        assert cleared == {**DEFAULTS, "trace_level": ["TIMESTAMPS"]}
+    finally:
+        client.update_trace_settings(model_name="simple", settings={"trace_level": None, "trace_rate": None})
+    assert client.get_trace_settings(model_name="simple") == DEFAULTS
+
+
+def test_http_global_change_shows_through_models(client):
+    try:
+        assert client.update_trace_settings(settings={"trace_count": "50"})["trace_count"] == "50"
+        assert client.get_trace_settings(model_name="simple")["trace_count"] == "50"
+    finally:
+        client.update_trace_settings(settings={"trace_count": "-1"})
+    assert client.get_trace_settings() == DEFAULTS
+
+
+@pytest.mark.parametrize(
+    "settings, named",
+    [
+        ({"trace_rate": "often"}, "trace_rate"),
+        ({"trace_level": ["TENSORS"]}, "TENSORS"),
+        ({"trace_mode": "triton"}, "trace_mode"),
+        ({"trace_file": "/tmp/trace.json"}, "trace_file"),
+        ({"trace_volume": "1"}, "trace_volume"),
+    ],
+)
+def test_http_refuses_bad_settings(client, settings, named):
+    with pytest.raises(InferenceServerException) as error:
+        client.update_trace_settings(settings=settings)
+    assert named in error.value.message()
+    assert client.get_trace_settings() == DEFAULTS
+
+
+def test_grpc_reads_changes_and_clears(grpc, client):
+    assert grpc_settings(grpc.get_trace_settings(as_json=True)) == DEFAULTS
+    try:
+        answer = grpc.update_trace_settings(
+            model_name="simple", settings={"trace_level": ["TIMESTAMPS"], "trace_count": "5"}, as_json=True
+        )
+        assert grpc_settings(answer) == {**DEFAULTS, "trace_level": ["TIMESTAMPS"], "trace_count": "5"}
+        assert client.get_trace_settings(model_name="simple")["trace_level"] == ["TIMESTAMPS"]
+        cleared = grpc.update_trace_settings(model_name="simple", settings={"trace_level": None}, as_json=True)
+        assert grpc_settings(cleared) == {**DEFAULTS, "trace_count": "5"}
+    finally:
+        grpc.update_trace_settings(model_name="simple", settings={"trace_level": None, "trace_count": None})
+    assert grpc_settings(grpc.get_trace_settings(model_name="simple", as_json=True)) == DEFAULTS
+
+
+def test_grpc_refuses_bad_settings(grpc):
+    with pytest.raises(InferenceServerException) as error:
+        grpc.update_trace_settings(settings={"trace_count": "-7"})
+    assert "trace_count" in error.value.message()
+    assert "StatusCode.INVALID_ARGUMENT" in error.value.status()
+    with pytest.raises(InferenceServerException) as error:
+        grpc.get_trace_settings(model_name="no_such_model")
+    assert "StatusCode.NOT_FOUND" in error.value.status()
