@@ -84,6 +84,15 @@ pub struct Options {
     #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
     pub allow_metrics: bool,
 
+    /// Export the GPUs' utilisation, memory, power and energy (through
+    /// NVML, where an NVIDIA driver is installed).
+    #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub allow_gpu_metrics: bool,
+
+    /// Export the host's CPU utilisation and memory.
+    #[arg(long, default_value = "true", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub allow_cpu_metrics: bool,
+
     /// Metrics port; 0 picks a free one.
     #[arg(long, default_value_t = 8002)]
     pub metrics_port: u16,

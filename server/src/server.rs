@@ -92,7 +92,13 @@ impl Server {
             metrics_addr = Some(listener.local_addr()?);
             tasks.push(serve(
                 listener,
-                metrics::router(Arc::clone(&state)),
+                metrics::router(
+                    Arc::clone(&state),
+                    metrics::Sources {
+                        cpu: options.allow_cpu_metrics,
+                        gpu: options.allow_gpu_metrics,
+                    },
+                ),
                 stopped.clone(),
             ));
         }

@@ -2,10 +2,12 @@
 //! its `model` and `version` labels: the per-model counters, failures by
 //! `reason`, the pending-request gauge, load durations, latency histograms
 //! (`ferrite_request_duration_us`, `ferrite_queue_duration_us`; off with
-//! `--metrics-config histogram_latencies=false`) and the host's CPU and
-//! memory use. Everything is read at scrape time.
+//! `--metrics-config histogram_latencies=false`), the host's CPU and memory
+//! use (`--allow-cpu-metrics`) and the GPUs' utilisation, memory, power and
+//! energy (`--allow-gpu-metrics`). Everything is read at scrape time.
 
 mod families;
+mod gpu;
 mod system;
 mod text;
 
@@ -24,15 +26,29 @@ pub use families::ModelRow;
 /// The content type of the Prometheus text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The metrics endpoint's routes.
-pub fn router(state: Arc<ServerState>) -> Router {
+/// Which host-level families the endpoint exports besides the models'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sources {
+    pub cpu: bool,
+    pub gpu: bool,
+}
+
+/// The metrics endpoint's routes. Opens NVML now when GPU metrics are on, so
+/// that energy counts from the server's start.
+pub fn router(state: Arc<ServerState>, sources: Sources) -> Router {
+    if sources.gpu {
+        gpu::start();
+    }
     Router::new()
-        .route("/metrics", get(scrape))
+        .route(
+            "/metrics",
+            get(move |state: State<Arc<ServerState>>| scrape(state, sources)),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "metrics are served at /metrics\n") })
         .with_state(state)
 }
 
-async fn scrape(State(state): State<Arc<ServerState>>) -> Response {
+async fn scrape(State(state): State<Arc<ServerState>>, sources: Sources) -> Response {
     let models: Vec<ModelRow> = state
         .manager
         .all_loaded()
@@ -46,7 +62,12 @@ async fn scrape(State(state): State<Arc<ServerState>>) -> Response {
         })
         .collect();
     let mut out = families::render(&models, ferrite_scheduler::latency_histograms());
-    system::render(&mut out);
+    if sources.cpu {
+        system::render(&mut out);
+    }
+    if sources.gpu {
+        gpu::render(&mut out);
+    }
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
         out,

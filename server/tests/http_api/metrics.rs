@@ -470,3 +470,43 @@ fn unknown_metrics_settings_are_refused() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn host_metrics_follow_their_flags() {
+    let server = TestServer::start_with(
+        repository_with(&["identity_fp32"]),
+        &["--allow-cpu-metrics=false", "--allow-gpu-metrics=false"],
+    )
+    .await
+    .unwrap();
+    let text = server.metrics_text().await;
+    let page = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(page.model("nv_inference_count", "identity_fp32"), 0.0);
+    assert!(!text.contains("nv_cpu_"), "{text}");
+    assert!(!text.contains("nv_gpu_"), "{text}");
+    server.shutdown().await;
+}
+
+/// GPU families appear exactly where an NVIDIA driver is installed (its
+/// control device exists); elsewhere the server leaves them out.
+#[tokio::test]
+async fn gpu_metrics_where_a_driver_exists() {
+    let server = TestServer::start(&["identity_fp32"]).await;
+    let text = server.metrics_text().await;
+    let page = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        assert_eq!(page.types["nv_gpu_utilization"], "gauge");
+        assert_eq!(page.types["nv_gpu_memory_total_bytes"], "gauge");
+        let uuids: HashSet<&String> = page
+            .samples
+            .iter()
+            .filter(|s| s.name == "nv_gpu_memory_total_bytes")
+            .map(|s| &s.labels["gpu_uuid"])
+            .collect();
+        assert!(!uuids.is_empty(), "{text}");
+    } else {
+        eprintln!("no NVIDIA driver here: checking that the GPU families are left out");
+        assert!(!text.contains("nv_gpu_"), "{text}");
+    }
+    server.shutdown().await;
+}
