@@ -5,8 +5,11 @@
 # builds every target of fuzz/ (or the named ones) and runs each for RUNS
 # executions (default 20000; raise it for a longer campaign), starting from
 # the seeds in fuzz/seeds/<target> and the corpus kept in fuzz/corpus/<target>
-# (the pbtxt target's corpus also gets the example models' configurations). A crash fails the script; libFuzzer writes the
-# input that crashed under fuzz/artifacts/<target>/ for a regression test.
+# (the pbtxt target's corpus also gets the example models' configurations).
+# A target that does not build, or a crash, fails the script; libFuzzer writes
+# the input that crashed under fuzz/artifacts/<target>/. Every crash becomes a
+# regression test twice over: the input goes into fuzz/seeds/<target>/ (every
+# run replays the seeds first) and a unit test beside the code that failed.
 # cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain accept them.
 set -euo pipefail
@@ -30,6 +33,14 @@ fi
 mkdir -p corpus/pbtxt
 for config in "$ROOT"/examples/models/*/config.pbtxt; do
     cp "$config" "corpus/pbtxt/$(basename "$(dirname "$config")").pbtxt"
+done
+
+printf '\n==> cargo fuzz build (%s)\n' "${targets[*]}"
+for target in "${targets[@]}"; do
+    if ! cargo fuzz build -O "$target"; then
+        printf '\n==> fuzzing FAILED: the fuzz target %s does not build\n' "$target"
+        exit 1
+    fi
 done
 
 failed=()

@@ -2,7 +2,8 @@
 # The project's full test run (the README's test command):
 #   1. Python tools in .venv (ci/python_env.sh), perf_analyzer (ci/perf_analyzer.sh install),
 #      the real-model repository (ci/fetch_real_models.sh)
-#   2. cargo test --workspace, with ORT_DYLIB_PATH pointing at the venv's ONNX Runtime
+#   2. cargo test --workspace, with ORT_DYLIB_PATH pointing at the venv's ONNX Runtime,
+#      then the fuzz targets of fuzz/ for FUZZ_RUNS executions each (ci/fuzz.sh)
 #   3. cargo build of the ferrite binary, then the conformance suite against it
 #      (pytest ci/conformance with NVIDIA's tritonclient and perf_analyzer)
 #   4. the deployment checks (ci/deploy_check.sh: hadolint, kustomize renderings validated
@@ -43,6 +44,11 @@ finish() {
     fi
     step "all tests passed"
 }
+
+step "fuzzing (ci/fuzz.sh ${FUZZ_RUNS:=100000} runs per target)"
+if ! bash ci/fuzz.sh "$FUZZ_RUNS"; then
+    failed+=("ci/fuzz.sh")
+fi
 
 step "cargo build --bin ferrite"
 if ! cargo build -p ferrite-server --bin ferrite; then
