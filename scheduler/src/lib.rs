@@ -31,7 +31,7 @@ pub use histogram::{
     latency_histograms, set_latency_histograms, Histogram, HistogramSnapshot, BUCKET_BOUNDS_US,
 };
 pub use ragged::{BatchInput, BatchInputKind, BatchLayout};
-pub use request::{InferRequest, InferResponse, ResponseReceiver};
+pub use request::{ComputeTimes, InferRequest, InferResponse, ResponseReceiver};
 pub use scheduler::{ModelScheduler, SchedulerOptions, DEFAULT_MAX_QUEUE_SIZE};
 pub use stats::{
     BatchSnapshot, DurationSnapshot, DurationStat, ExecutionTimes, FailureCounts, FailureReason,

@@ -34,6 +34,23 @@ pub struct InferRequest {
 #[derive(Debug, Clone)]
 pub struct InferResponse {
     pub outputs: Vec<NamedTensor>,
+    /// When the execution that answered it ran.
+    pub compute: ComputeTimes,
+}
+
+/// The instants of one batch execution, shared by every request in the
+/// batch (Triton's COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START
+/// and COMPUTE_END).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputeTimes {
+    /// The instance took the batch; queueing ended.
+    pub start: Instant,
+    /// The inputs were gathered.
+    pub input_end: Instant,
+    /// The engine returned the outputs.
+    pub output_start: Instant,
+    /// The outputs were split among the requests.
+    pub end: Instant,
 }
 
 pub(crate) type ResponseSender = oneshot::Sender<Result<InferResponse, SchedulerError>>;

@@ -9,7 +9,7 @@ use ferrite_backends::Backend;
 
 use crate::batch::{requested_outputs, scatter, GatherBuffers};
 use crate::ragged::BatchLayout;
-use crate::request::{InferRequest, InferResponse, Pending};
+use crate::request::{ComputeTimes, InferRequest, InferResponse, Pending};
 use crate::stats::{ExecutionTimes, FailureReason, ModelStats};
 use crate::SchedulerError;
 
@@ -52,14 +52,19 @@ impl Worker {
         let result = self.run_batch(&requests, buffers, start);
         let rows: usize = requests.iter().map(|r| r.batch_size).sum();
         match result {
-            Ok((outputs, times)) => {
+            Ok((outputs, compute)) => {
+                let times = ExecutionTimes {
+                    compute_input: compute.input_end - compute.start,
+                    compute_infer: compute.output_start - compute.input_end,
+                    compute_output: compute.end - compute.output_start,
+                };
                 self.stats.record_execution(rows, times);
                 let done = Instant::now();
                 for (pending, outputs) in live.into_iter().zip(outputs) {
                     let queue = start.saturating_duration_since(pending.request.arrival);
                     let total = done.saturating_duration_since(pending.request.arrival);
                     self.stats.record_success(total, queue, times);
-                    let _ = pending.reply.send(Ok(InferResponse { outputs }));
+                    let _ = pending.reply.send(Ok(InferResponse { outputs, compute }));
                 }
             }
             Err(error) => {
@@ -80,7 +85,7 @@ impl Worker {
         requests: &[&InferRequest],
         buffers: &mut GatherBuffers,
         start: Instant,
-    ) -> Result<(Vec<Vec<ferrite_backends::NamedTensor>>, ExecutionTimes), SchedulerError> {
+    ) -> Result<(Vec<Vec<ferrite_backends::NamedTensor>>, ComputeTimes), SchedulerError> {
         let inputs = buffers
             .gather(requests, &self.layout)
             .map_err(SchedulerError::Internal)?;
@@ -94,11 +99,12 @@ impl Worker {
         buffers.reclaim(inputs);
         let per_request = scatter(&outputs, requests, self.batched, &self.layout)
             .map_err(SchedulerError::Internal)?;
-        let times = ExecutionTimes {
-            compute_input: gathered - start,
-            compute_infer: executed - gathered,
-            compute_output: executed.elapsed(),
+        let compute = ComputeTimes {
+            start,
+            input_end: gathered,
+            output_start: executed,
+            end: Instant::now(),
         };
-        Ok((per_request, times))
+        Ok((per_request, compute))
     }
 }

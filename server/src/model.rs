@@ -249,6 +249,9 @@ impl LoadedModel {
             .await;
         if let Some(trace) = trace {
             trace.mark(Activity::RequestEnd);
+            if let Ok(response) = &result {
+                trace.set_compute(response.compute);
+            }
         }
         result
     }

@@ -19,11 +19,12 @@
 //! `triton.protocol` (`http` or `grpc`). A failed request's spans have
 //! status ERROR with the error message.
 //!
-//! Triton also reports a `compute` span (`COMPUTE_START`,
-//! `COMPUTE_INPUT_END`, `COMPUTE_OUTPUT_START`, `COMPUTE_END`). Those
-//! instants are known only inside the scheduler's instance worker, which
-//! reports them per batch to the statistics and not per request, so ferrite
-//! does not make them up: the model span covers queue and compute together.
+//! * `compute`, a child of the model span: the execution of the batch that
+//!   answered the request, with events `COMPUTE_START` (an instance took
+//!   the batch), `COMPUTE_INPUT_END` (inputs gathered),
+//!   `COMPUTE_OUTPUT_START` (the engine returned) and `COMPUTE_END`
+//!   (outputs split among the batch's requests). Requests batched together
+//!   share these instants. A request that failed has no compute span.
 //!
 //! A W3C `traceparent` header (HTTP) or metadata entry (gRPC, for a stream
 //! the stream's own) makes the client's span the parent of `InferRequest`,
@@ -49,6 +50,8 @@ pub mod settings;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use ferrite_scheduler::ComputeTimes;
 
 pub use config::{parse_trace_config, trace_options, TraceConfig, TraceOptions};
 pub use context::{TraceParent, TRACEPARENT};
@@ -174,6 +177,7 @@ impl Tracer {
             received,
             unix_received,
             marks,
+            compute: None,
         })
     }
 
@@ -206,9 +210,16 @@ pub struct RequestTrace {
     /// placed on the wall clock once.
     unix_received: u64,
     marks: Vec<(Activity, Instant)>,
+    /// The execution that answered the request.
+    compute: Option<ComputeTimes>,
 }
 
 impl RequestTrace {
+    /// Records the execution that answered the request.
+    pub fn set_compute(&mut self, compute: ComputeTimes) {
+        self.compute = Some(compute);
+    }
+
     /// Records `activity` as happening now.
     pub fn mark(&mut self, activity: Activity) {
         self.marks.push((activity, Instant::now()));
@@ -255,6 +266,26 @@ impl RequestTrace {
                 .collect()
         };
         let model_events = events(true);
+        if let Some(compute) = self.compute.filter(|_| !model_events.is_empty()) {
+            let events = vec![
+                ("COMPUTE_START", self.unix(compute.start)),
+                ("COMPUTE_INPUT_END", self.unix(compute.input_end)),
+                ("COMPUTE_OUTPUT_START", self.unix(compute.output_start)),
+                ("COMPUTE_END", self.unix(compute.end)),
+            ];
+            self.exporter.submit(SpanData {
+                trace_id: self.trace_id,
+                span_id: context::new_span_id(),
+                parent: Some(self.model_id),
+                name: "compute".to_string(),
+                kind: Kind::Internal,
+                start_ns: events[0].1,
+                end_ns: events[3].1,
+                attributes: self.attributes(),
+                events,
+                error: None,
+            });
+        }
         if let Some(&(_, start)) = model_events.first() {
             let end = model_events
                 .iter()

@@ -210,22 +210,61 @@ fn events(span: &Span) -> Vec<&str> {
     span.events.iter().map(|e| e.name.as_str()).collect()
 }
 
-/// The root span of request `id` and its model span.
-fn request_spans<'a>(spans: &'a [Span], id: &str) -> (&'a Span, &'a Span) {
+/// The spans of one traced request.
+struct RequestSpans<'a> {
+    root: &'a Span,
+    model: &'a Span,
+    /// Only a request that was executed has one.
+    compute: Option<&'a Span>,
+}
+
+/// The root span of request `id`, its model span and its compute span.
+fn request_spans<'a>(spans: &'a [Span], id: &str) -> RequestSpans<'a> {
     let of_request: Vec<&Span> = spans
         .iter()
         .filter(|s| text(&s.attributes, "triton.request_id").as_deref() == Some(id))
         .collect();
-    assert_eq!(of_request.len(), 2, "two spans for request {id}");
-    let root = *of_request
-        .iter()
-        .find(|s| s.name == "InferRequest")
-        .unwrap_or_else(|| panic!("no InferRequest span for {id}"));
-    let model = *of_request
-        .iter()
-        .find(|s| s.name != "InferRequest")
-        .unwrap();
-    (root, model)
+    let named =
+        |wanted: &dyn Fn(&str) -> bool| of_request.iter().copied().find(|s| wanted(&s.name));
+    let found = RequestSpans {
+        root: named(&|n| n == "InferRequest")
+            .unwrap_or_else(|| panic!("no InferRequest span for {id}")),
+        model: named(&|n| n != "InferRequest" && n != "compute")
+            .unwrap_or_else(|| panic!("no model span for {id}")),
+        compute: named(&|n| n == "compute"),
+    };
+    let expected = 2 + usize::from(found.compute.is_some());
+    assert_eq!(of_request.len(), expected, "spans of request {id}");
+    found
+}
+
+/// Checks the compute span of an executed request: inside its model span,
+/// after QUEUE_START, with Triton's four events in order.
+fn check_compute(model: &Span, compute: &Span) {
+    assert_eq!(compute.trace_id, model.trace_id);
+    assert_eq!(
+        compute.parent_span_id, model.span_id,
+        "the model span's child"
+    );
+    assert_eq!(
+        events(compute),
+        [
+            "COMPUTE_START",
+            "COMPUTE_INPUT_END",
+            "COMPUTE_OUTPUT_START",
+            "COMPUTE_END"
+        ]
+    );
+    let times: Vec<u64> = compute.events.iter().map(|e| e.time_unix_nano).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert_eq!(compute.start_time_unix_nano, times[0]);
+    assert_eq!(compute.end_time_unix_nano, times[3]);
+    let queued = model.events[1].time_unix_nano;
+    assert!(
+        queued <= compute.start_time_unix_nano,
+        "computed after queueing"
+    );
+    assert!(compute.end_time_unix_nano <= model.end_time_unix_nano);
 }
 
 /// Checks the shape of one traced request's spans.
@@ -326,7 +365,7 @@ async fn http_grpc_and_stream_requests_are_traced() {
     };
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let spans = collector.wait_for(14).await;
+    let spans = collector.wait_for(20).await;
     for (id, protocol) in [
         ("h1", "http"),
         ("h2", "http"),
@@ -335,8 +374,16 @@ async fn http_grpc_and_stream_requests_are_traced() {
         ("s1", "grpc"),
         ("s2", "grpc"),
     ] {
-        let (root, model) = request_spans(&spans, id);
+        let RequestSpans {
+            root,
+            model,
+            compute,
+        } = request_spans(&spans, id);
         check_request(root, model, "simple", protocol);
+        check_compute(
+            model,
+            compute.unwrap_or_else(|| panic!("{id} was executed")),
+        );
         if id.ends_with('2') && id != "s2" {
             assert_eq!(
                 hex(&root.trace_id),
@@ -349,10 +396,12 @@ async fn http_grpc_and_stream_requests_are_traced() {
             assert_ne!(hex(&root.trace_id), PARENT_TRACE);
         }
     }
-    let (h1, _) = request_spans(&spans, "h1");
-    let (g1, _) = request_spans(&spans, "g1");
+    let h1 = request_spans(&spans, "h1").root;
+    let g1 = request_spans(&spans, "g1").root;
     assert_ne!(h1.trace_id, g1.trace_id, "each request has its own trace");
-    let (bad, bad_model) = request_spans(&spans, "bad");
+    let bad_spans = request_spans(&spans, "bad");
+    let (bad, bad_model) = (bad_spans.root, bad_spans.model);
+    assert!(bad_spans.compute.is_none(), "the bad request never ran");
     let status = bad.status.as_ref().unwrap();
     assert_eq!(status.code, 2, "ERROR");
     assert!(
@@ -421,7 +470,7 @@ async fn rate_count_and_level_decide_what_is_traced() {
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(sorted, ["p", "r0", "r2"], "spans of {ids:?}");
-    assert_eq!(spans.len(), 6);
+    assert_eq!(spans.len(), 9, "root, model and compute spans of each");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,9 +500,14 @@ async fn settings_changed_at_run_time_apply_to_following_requests() {
         s.infer_http("identity_fp32", "model-on", None).await,
         StatusCode::OK
     );
-    let spans = collector.wait_for(2).await;
-    let (root, model) = request_spans(&spans, "model-on");
+    let spans = collector.wait_for(3).await;
+    let RequestSpans {
+        root,
+        model,
+        compute,
+    } = request_spans(&spans, "model-on");
     check_request(root, model, "identity_fp32", "http");
+    check_compute(model, compute.expect("model-on was executed"));
     // Clearing the override brings the global OFF back for the model.
     let (status, settings) = post(
         &s,
