@@ -4,6 +4,11 @@
 //! input), so the figures are the queueing, batching and hand-back cost.
 //! The scheduler's figure also includes gathering each batch into one
 //! buffer and slicing the outputs back, which the baseline skips.
+//!
+//! `latency_histograms` measures what the request and queue latency
+//! histograms cost: one `Histogram::record` alone, and the same
+//! enqueue-to-answer run (4 producers) with histograms on and off, in the
+//! same run.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -13,7 +18,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrite_backends::{Backend, BackendError, DataType, NamedTensor, Tensor};
 use ferrite_scheduler::{
-    BatchLayout, BatchPolicy, InferRequest, ModelScheduler, QueuePolicy, SchedulerOptions,
+    set_latency_histograms, BatchLayout, BatchPolicy, Histogram, InferRequest, ModelScheduler,
+    QueuePolicy, SchedulerOptions,
 };
 use tokio::sync::oneshot;
 
@@ -191,5 +197,43 @@ fn enqueue_to_answer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, enqueue_to_answer);
+fn latency_histograms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("latency_histograms");
+    let histogram = Histogram::default();
+    let mut micros = 0u64;
+    group.bench_function("record", |b| {
+        b.iter(|| {
+            micros = (micros + 37) % 20_000;
+            histogram.record(std::hint::black_box(Duration::from_micros(micros)));
+        })
+    });
+    let producers = 4;
+    group.throughput(Throughput::Elements(
+        (producers * REQUESTS_PER_PRODUCER) as u64,
+    ));
+    for (name, enabled) in [("on", true), ("off", false)] {
+        group.bench_function(BenchmarkId::new("enqueue_to_answer", name), |b| {
+            set_latency_histograms(enabled);
+            let scheduler = scheduler();
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        drive(
+                            producers,
+                            |r| scheduler.submit(r).expect("accepted"),
+                            |rx| {
+                                rx.blocking_recv().expect("answered").expect("executed");
+                            },
+                        )
+                    })
+                    .sum()
+            });
+            scheduler.shutdown();
+        });
+    }
+    set_latency_histograms(true);
+    group.finish();
+}
+
+criterion_group!(benches, enqueue_to_answer, latency_histograms);
 criterion_main!(benches);
