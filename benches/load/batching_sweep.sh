@@ -24,8 +24,9 @@
 #   ORT_DYLIB_PATH     ONNX Runtime library (default: the one ci/python_env.sh installed)
 # Needs: perf_analyzer (ci/perf_analyzer.sh install), taskset, python3.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONCURRENCY="${CONCURRENCY:-1 2 4 8 16 32 64}"
 MODELS="${MODELS:-mlp cnn}"
 PROTOCOLS="${PROTOCOLS:-http grpc}"
@@ -34,37 +35,11 @@ CLIENT_CPU="${CLIENT_CPU:-1}"
 INTERVAL_MS="${INTERVAL_MS:-1000}"
 INPROCESS_ROWS="${INPROCESS_ROWS:-4000}"
 RUN_TIMEOUT_S="${RUN_TIMEOUT_S:-120}"
-PYTHON="$ROOT/.venv/bin/python"
-[[ -x "$PYTHON" ]] || PYTHON=python3
 
-log() { echo "[batching_sweep] $*" >&2; }
-
-if ! bash "$ROOT/ci/perf_analyzer.sh" path >/dev/null; then
-    log "perf_analyzer is not installed: run ci/perf_analyzer.sh install"
-    exit 1
-fi
-if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
-    if ORT_DYLIB_PATH="$("$ROOT/ci/python_env.sh" --ort-path 2>/dev/null)"; then
-        export ORT_DYLIB_PATH
-    else
-        log "no ONNX Runtime library found; ferrite will use tract"
-    fi
-fi
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-    if [[ -n "$SERVER_PID" ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-trap 'stop_server; rm -rf "$WORK"' EXIT
-
-log "building release binaries"
-(cd "$ROOT" && cargo build --release --quiet -p ferrite-server --bin ferrite)
-(cd "$ROOT" && cargo build --release --quiet -p ferrite-benches --example inprocess)
+require_perf_analyzer
+default_ort_dylib_path
+make_work_dir
+build_release inprocess
 
 # The repository: both models with dynamic batching and one CPU instance.
 REPO="$WORK/models"
@@ -89,28 +64,12 @@ instance_group [ { count: 1 kind: KIND_CPU } ]
 dynamic_batching { max_queue_delay_microseconds: 2000 }
 EOF
 
-taskset -c "$SERVER_CPU" "$ROOT/target/release/ferrite" --model-repository "$REPO" \
-    --http-port 0 --http-address 127.0.0.1 --grpc-port 0 --grpc-address 127.0.0.1 \
-    --allow-metrics=false >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-READY_LINE=""
-for _ in $(seq 600); do
-    if grep -q ' ready ' "$WORK/server.out" 2>/dev/null; then
-        READY_LINE="$(head -n 1 "$WORK/server.out")"
-        break
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "ferrite exited before it was ready:"
-        cat "$WORK/server.err" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-[[ -n "$READY_LINE" ]] || { log "ferrite printed no ready line within 60 s"; exit 1; }
+start_server ferrite taskset -c "$SERVER_CPU" "$ROOT/target/release/ferrite" \
+    --model-repository "$REPO" --http-port 0 --http-address 127.0.0.1 \
+    --grpc-port 0 --grpc-address 127.0.0.1 --allow-metrics=false
 log "$READY_LINE"
-address_of() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
-HTTP="$(address_of "$READY_LINE" http)"
-GRPC="$(address_of "$READY_LINE" grpc)"
+HTTP="$(ready_address http)"
+GRPC="$(ready_address grpc)"
 
 # Prints "inference_count execution_count" of model $1.
 counts() {

@@ -24,8 +24,9 @@
 #   ORT_DYLIB_PATH   ONNX Runtime library (default: the one ci/python_env.sh installed)
 # Needs: perf_analyzer (ci/perf_analyzer.sh install), taskset, python3.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONCURRENCY="${CONCURRENCY:-1 8 32}"
 SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
@@ -37,64 +38,11 @@ MODEL=identity_fp32
 # The version is named: perf_analyzer 2.41.0 finds no server statistics for the bare
 # server when it has to pick the latest version itself.
 VERSION=1
-PYTHON="$ROOT/.venv/bin/python"
-[[ -x "$PYTHON" ]] || PYTHON=python3
 
-log() { echo "[grpc_vs_http] $*" >&2; }
-
-if ! bash "$ROOT/ci/perf_analyzer.sh" run --version >/dev/null 2>&1; then
-    log "perf_analyzer is not installed: run ci/perf_analyzer.sh install"
-    exit 1
-fi
-if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
-    if ORT_DYLIB_PATH="$("$ROOT/ci/python_env.sh" --ort-path 2>/dev/null)"; then
-        export ORT_DYLIB_PATH
-    else
-        log "no ONNX Runtime library found; ferrite will use tract"
-    fi
-fi
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-    if [[ -n "$SERVER_PID" ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-trap 'stop_server; rm -rf "$WORK"' EXIT
-
-log "building release binaries"
-(cd "$ROOT" && cargo build --release --quiet -p ferrite-server --bin ferrite)
-(cd "$ROOT" && cargo build --release --quiet -p ferrite-benches --example bare_hyper)
-
-# Starts "$@" pinned to SERVER_CPU and waits for its ready line, which it leaves in
-# READY_LINE.
-READY_LINE=""
-start_server() {
-    local name="$1"
-    shift
-    taskset -c "$SERVER_CPU" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    SERVER_PID=$!
-    for _ in $(seq 600); do
-        if grep -q ' ready ' "$WORK/$name.out" 2>/dev/null; then
-            READY_LINE="$(head -n 1 "$WORK/$name.out")"
-            log "$READY_LINE"
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "$name exited before it was ready:"
-            cat "$WORK/$name.err" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    log "$name printed no ready line within 60 s"
-    exit 1
-}
-
-address_of() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+require_perf_analyzer --runs
+default_ort_dylib_path
+make_work_dir
+build_release bare_hyper
 
 # Runs perf_analyzer pinned to CLIENT_CPU; writes its CSV to $WORK/$label-$c.csv. A run that
 # fails is tried again (up to ATTEMPTS in all): perf_analyzer 2.41.0's HTTP client at times
@@ -122,10 +70,12 @@ measure() {
 mkdir -p "$WORK/models" "$WORK/answers"
 cp -r "$ROOT/examples/models/$MODEL" "$WORK/models/"
 
-start_server ferrite "$ROOT/target/release/ferrite" --model-repository "$WORK/models" \
-    --http-port 0 --http-address 127.0.0.1 --grpc-port 0 --grpc-address 127.0.0.1 --allow-metrics=false
-http="$(address_of "$READY_LINE" http)"
-grpc="$(address_of "$READY_LINE" grpc)"
+start_server ferrite taskset -c "$SERVER_CPU" "$ROOT/target/release/ferrite" \
+    --model-repository "$WORK/models" --http-port 0 --http-address 127.0.0.1 \
+    --grpc-port 0 --grpc-address 127.0.0.1 --allow-metrics=false
+log "$READY_LINE"
+http="$(ready_address http)"
+grpc="$(ready_address grpc)"
 
 # Capture ferrite's answers for the bare baseline.
 "$PYTHON" - "$http" "$MODEL" "$WORK/answers" <<'PY'
@@ -159,8 +109,10 @@ measure grpc grpc "$grpc"
 measure http http "$http"
 stop_server
 
-start_server bare "$ROOT/target/release/examples/bare_hyper" 127.0.0.1:0 "$WORK/answers"
-measure bare http "$(address_of "$READY_LINE" http)"
+start_server bare taskset -c "$SERVER_CPU" "$ROOT/target/release/examples/bare_hyper" \
+    127.0.0.1:0 "$WORK/answers"
+log "$READY_LINE"
+measure bare http "$(ready_address http)"
 stop_server
 
 "$PYTHON" - "$WORK" "$CONCURRENCY" <<'PY'

@@ -20,8 +20,9 @@
 #   ORT_DYLIB_PATH   ONNX Runtime library (default: the one ci/python_env.sh installed)
 # Needs: perf_analyzer (ci/perf_analyzer.sh install), taskset, curl, python3.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-8}"
 SERVER_CPU="${SERVER_CPU:-0}"
@@ -30,64 +31,21 @@ INTERVAL_MS="${INTERVAL_MS:-5000}"
 RUN_TIMEOUT_S="${RUN_TIMEOUT_S:-300}"
 MODEL=identity_fp32
 
-log() { echo "[metrics_overhead] $*" >&2; }
-
-if ! bash "$ROOT/ci/perf_analyzer.sh" path >/dev/null; then
-    log "perf_analyzer is not installed: run ci/perf_analyzer.sh install"
-    exit 1
-fi
-if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
-    if ORT_DYLIB_PATH="$("$ROOT/ci/python_env.sh" --ort-path 2>/dev/null)"; then
-        export ORT_DYLIB_PATH
-    else
-        log "no ONNX Runtime library found; ferrite will use tract"
-    fi
-fi
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-SCRAPER_PID=""
-stop_all() {
-    for pid in "$SCRAPER_PID" "$SERVER_PID"; do
-        if [[ -n "$pid" ]]; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    SCRAPER_PID=""
-    SERVER_PID=""
-}
-trap 'stop_all; rm -rf "$WORK"' EXIT
-
-log "building the release binary"
-(cd "$ROOT" && cargo build --release --quiet -p ferrite-server --bin ferrite)
+require_perf_analyzer
+default_ort_dylib_path
+make_work_dir
+build_release
 
 mkdir -p "$WORK/models"
 cp -r "$ROOT/examples/models/$MODEL" "$WORK/models/"
 
 # Starts ferrite with extra flags "$@", pinned; sets HTTP and METRICS from its ready line.
-start_server() {
-    taskset -c "$SERVER_CPU" "$ROOT/target/release/ferrite" --model-repository "$WORK/models" \
-        --http-port 0 --http-address 127.0.0.1 --allow-grpc=false \
-        --metrics-port 0 --metrics-address 127.0.0.1 "$@" >"$WORK/server.out" 2>"$WORK/server.err" &
-    SERVER_PID=$!
-    for _ in $(seq 600); do
-        if grep -q '^ferrite ready ' "$WORK/server.out" 2>/dev/null; then
-            local line
-            line="$(grep -m1 '^ferrite ready ' "$WORK/server.out")"
-            HTTP="$(sed -n 's/.* http=\([^ ]*\).*/\1/p' <<<"$line")"
-            METRICS="$(sed -n 's/.* metrics=\([^ ]*\).*/\1/p' <<<"$line")"
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "ferrite exited before it was ready:"
-            cat "$WORK/server.err" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-    log "ferrite was not ready within 60 s"
-    exit 1
+start_ferrite() {
+    start_server ferrite taskset -c "$SERVER_CPU" "$ROOT/target/release/ferrite" \
+        --model-repository "$WORK/models" --http-port 0 --http-address 127.0.0.1 --allow-grpc=false \
+        --metrics-port 0 --metrics-address 127.0.0.1 "$@"
+    HTTP="$(ready_address http)"
+    METRICS="$(ready_address metrics)"
 }
 
 # Measures throughput (infer/sec) against HTTP; prints it.
@@ -106,15 +64,15 @@ measure() {
 run_config() {
     local config="$1"
     if [[ "$config" == on ]]; then
-        start_server
+        start_ferrite
         (while curl -sf "http://$METRICS/metrics" >/dev/null; do sleep 1; done) &
-        SCRAPER_PID=$!
+        CLIENT_PIDS+=($!)
     else
-        start_server --allow-metrics=false --metrics-config histogram_latencies=false
+        start_ferrite --allow-metrics=false --metrics-config histogram_latencies=false
     fi
     local throughput
     throughput="$(measure)"
-    stop_all
+    stop_server
     [[ -n "$throughput" ]] || { log "no throughput for $config"; exit 1; }
     echo "$config $throughput" >>"$WORK/results"
     log "round $round $config: $throughput infer/sec"

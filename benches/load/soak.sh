@@ -17,73 +17,32 @@
 #   ORT_DYLIB_PATH   ONNX Runtime library (default: the one ci/python_env.sh installed)
 # Needs: perf_analyzer (ci/perf_analyzer.sh install), python3.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DURATION="${1:?usage: benches/load/soak.sh DURATION_SECS}"
 CONCURRENCY="${CONCURRENCY:-16}"
 MODEL=identity_fp32
 SAMPLE_S=5
 
-log() { echo "[soak] $*" >&2; }
-
 if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || ((DURATION < 15)); then
     log "DURATION_SECS must be a whole number of seconds, at least 15"
     exit 1
 fi
-if ! bash "$ROOT/ci/perf_analyzer.sh" path >/dev/null; then
-    log "perf_analyzer is not installed: run ci/perf_analyzer.sh install"
-    exit 1
-fi
-if [[ -z "${ORT_DYLIB_PATH:-}" ]]; then
-    if ORT_DYLIB_PATH="$("$ROOT/ci/python_env.sh" --ort-path 2>/dev/null)"; then
-        export ORT_DYLIB_PATH
-    else
-        log "no ONNX Runtime library found; ferrite will use tract"
-    fi
-fi
+require_perf_analyzer
+default_ort_dylib_path
 if [[ -z "${FERRITE_BIN:-}" ]]; then
-    log "building the release binary"
-    (cd "$ROOT" && cargo build --release --quiet -p ferrite-server --bin ferrite)
+    build_release
     FERRITE_BIN="$ROOT/target/release/ferrite"
 fi
 
-WORK="$(mktemp -d)"
-SERVER_PID=""
-CLIENT_PIDS=()
-cleanup() {
-    for pid in "${CLIENT_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    if [[ -n "$SERVER_PID" ]]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
+make_work_dir
 mkdir -p "$WORK/models"
 cp -r "$ROOT/examples/models/$MODEL" "$WORK/models/"
-"$FERRITE_BIN" --model-repository "$WORK/models" --http-port 0 --http-address 127.0.0.1 \
-    --grpc-port 0 --grpc-address 127.0.0.1 --metrics-port 0 --metrics-address 127.0.0.1 \
-    >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-READY_LINE=""
-for _ in $(seq 600); do
-    if grep -q ' ready ' "$WORK/server.out" 2>/dev/null; then
-        READY_LINE="$(head -n 1 "$WORK/server.out")"
-        break
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "ferrite exited before it was ready:"
-        cat "$WORK/server.err" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-[[ -n "$READY_LINE" ]] || { log "ferrite did not get ready"; exit 1; }
+start_server ferrite "$FERRITE_BIN" --model-repository "$WORK/models" \
+    --http-port 0 --http-address 127.0.0.1 --grpc-port 0 --grpc-address 127.0.0.1 \
+    --metrics-port 0 --metrics-address 127.0.0.1
 log "$READY_LINE"
-address_of() { tr ' ' '\n' <<<"$READY_LINE" | sed -n "s/^$1=//p"; }
 
 sample() {
     local rss fds
@@ -96,7 +55,7 @@ sample
 
 INTERVAL_MS=$((DURATION * 1000 / 3))
 for protocol in http grpc; do
-    bash "$ROOT/ci/perf_analyzer.sh" run -m "$MODEL" -i "$protocol" -u "$(address_of "$protocol")" \
+    bash "$ROOT/ci/perf_analyzer.sh" run -m "$MODEL" -i "$protocol" -u "$(ready_address "$protocol")" \
         --concurrency-range "$CONCURRENCY:$CONCURRENCY" --measurement-interval "$INTERVAL_MS" \
         --stability-percentage 1000 --max-trials 3 \
         -f "$WORK/$protocol.csv" >"$WORK/$protocol.log" 2>&1 &
@@ -127,7 +86,7 @@ for i in "${!CLIENT_PIDS[@]}"; do
 done
 CLIENT_PIDS=()
 sample
-curl -s "http://$(address_of metrics)/metrics" >"$WORK/metrics.txt" || true
+curl -s "http://$(ready_address metrics)/metrics" >"$WORK/metrics.txt" || true
 
 python3 - "$WORK" "$DURATION" "$CONCURRENCY" <<'PY'
 import csv, pathlib, re, sys
