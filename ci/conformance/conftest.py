@@ -57,6 +57,8 @@ def server(tmp_path_factory) -> Server:
         args += ["--model-repository", str(REAL_MODELS)]
     args += ["--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
     args += ["--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1", "--metrics-address", "127.0.0.1"]
+    trace_file = tmp_path_factory.mktemp("traces") / "trace.json"
+    args += ["--trace-config", f"triton,file={trace_file}"]
 
     env = dict(os.environ)
     env.setdefault("ORT_DYLIB_PATH", ort_library())
@@ -71,7 +73,7 @@ def server(tmp_path_factory) -> Server:
     reader = threading.Thread(target=_read_stdout, args=(process.stdout, lines, ready, addresses), daemon=True)
     reader.start()
     ready.wait(READY_TIMEOUT_S)
-    instance = Server(process, addresses, lines, stderr_path)
+    instance = Server(process, addresses, lines, stderr_path, trace_file)
 
     if "http" not in addresses:
         process.kill()

@@ -71,6 +71,9 @@ class Server:
     addresses: dict[str, str]
     stdout_lines: list[str]
     stderr_path: pathlib.Path
+    # Triton's trace file (tritonserver's default trace mode); traces only
+    # once a test turns the trace level on.
+    trace_file: pathlib.Path
 
     @property
     def http(self) -> str:

@@ -1,22 +1,35 @@
 """The trace extension through NVIDIA's clients: tritonclient.http and tritonclient.grpc
 read the global and per-model trace settings, change them, clear a model's override,
-and get errors naming a refused setting. Every test leaves the settings as it found
-them (the session's server is shared)."""
+and get errors naming a refused setting; a request traced in tritonserver's default
+(triton) mode lands in the trace file. Every test leaves the settings as it found them
+(the session's server is shared)."""
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-DEFAULTS = {
-    "trace_level": ["OFF"],
-    "trace_rate": "1000",
-    "trace_count": "-1",
-    "log_frequency": "0",
-    "trace_file": "",
-    "trace_mode": "opentelemetry",
-}
+DEFAULTS: dict = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def defaults(server):
+    """tritonserver's defaults, in its default (triton) mode with the session's trace file."""
+    DEFAULTS.update(
+        {
+            "trace_level": ["OFF"],
+            "trace_rate": "1000",
+            "trace_count": "-1",
+            "log_frequency": "0",
+            "trace_file": str(server.trace_file),
+            "trace_mode": "triton",
+        }
+    )
 
 
 def grpc_address(address: str) -> str:
@@ -76,7 +89,7 @@ def test_http_global_change_shows_through_models(client):
     [
         ({"trace_rate": "often"}, "trace_rate"),
         ({"trace_level": ["TENSORS"]}, "TENSORS"),
-        ({"trace_mode": "triton"}, "trace_mode"),
+        ({"trace_mode": "opentelemetry"}, "trace_mode"),
         ({"trace_file": "/tmp/trace.json"}, "trace_file"),
         ({"trace_volume": "1"}, "trace_volume"),
     ],
@@ -111,3 +124,25 @@ def test_grpc_refuses_bad_settings(grpc):
     with pytest.raises(InferenceServerException) as error:
         grpc.get_trace_settings(model_name="no_such_model")
     assert "StatusCode.NOT_FOUND" in error.value.status()
+
+
+def test_triton_mode_writes_the_trace_file(client, server):
+    """A traced request lands in the trace file (written as traces arrive)."""
+    try:
+        client.update_trace_settings(model_name="simple", settings={"trace_level": ["TIMESTAMPS"], "trace_rate": "1"})
+        inputs = []
+        for name in ("INPUT0", "INPUT1"):
+            tensor = httpclient.InferInput(name, [1, 16], "INT32")
+            tensor.set_data_from_numpy(np.arange(16, dtype=np.int32).reshape(1, 16))
+            inputs.append(tensor)
+        client.infer("simple", inputs, request_id="traced-by-tritonclient")
+    finally:
+        client.update_trace_settings(model_name="simple", settings={"trace_level": None, "trace_rate": None})
+    # The writer thread appends the trace just after the answer is sent.
+    deadline = time.monotonic() + 20
+    text = ""
+    while '"request_id":"traced-by-tritonclient"' not in text and time.monotonic() < deadline:
+        time.sleep(0.05)
+        text = server.trace_file.read_text() if server.trace_file.exists() else ""
+    assert '"request_id":"traced-by-tritonclient"' in text, text
+    assert '"name":"COMPUTE_START"' in text

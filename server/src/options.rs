@@ -107,8 +107,10 @@ pub struct Options {
     pub metrics_config: Vec<MetricsSetting>,
 
     /// A trace setting (repeatable), in tritonserver's syntax:
-    /// `mode=opentelemetry`, `rate=N`, `level=OFF|TIMESTAMPS`, `count=N`
-    /// (-1: unlimited), `opentelemetry,url=HOST:PORT/PATH`,
+    /// `mode=triton|opentelemetry` (default triton), `rate=N`,
+    /// `level=OFF|TIMESTAMPS`, `count=N` (-1: unlimited),
+    /// `triton,file=PATH`, `triton,log-frequency=N`,
+    /// `opentelemetry,url=HOST:PORT/PATH`,
     /// `opentelemetry,resource=KEY=VALUE`,
     /// `opentelemetry,bsp_max_queue_size=N`,
     /// `opentelemetry,bsp_schedule_delay=MS`,
@@ -376,12 +378,12 @@ mod tests {
         let error = Options::try_parse_from([
             "ferrite",
             "--model-repository=/m",
-            "--trace-config=mode=triton",
+            "--trace-config=mode=jaeger",
         ])
         .unwrap_err()
         .to_string();
         assert!(
-            error.contains("--trace-config") && error.contains("mode=triton"),
+            error.contains("--trace-config") && error.contains("jaeger"),
             "{error}"
         );
     }

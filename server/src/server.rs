@@ -64,7 +64,7 @@ impl Server {
             options.http_max_input_size,
             options.limits(),
             options.strict_readiness,
-            Tracer::start(trace),
+            Tracer::start(trace).map_err(|e| anyhow::anyhow!(e))?,
         ));
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();

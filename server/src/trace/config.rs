@@ -1,21 +1,46 @@
 //! `--trace-config`, in tritonserver's syntax: `SETTING=VALUE` for the
-//! global settings (`mode`, `rate`, `level`, `count`) and
-//! `opentelemetry,SETTING=VALUE` for the exporter (`url`, `resource`,
-//! `bsp_max_queue_size`, `bsp_schedule_delay`, `bsp_max_export_batch_size`).
-//! Triton's JSON-file mode (`mode=triton`, `triton,file=`,
-//! `triton,log-frequency=`) and the TENSORS level are refused with a
-//! message naming them.
+//! global settings (`mode`, `rate`, `level`, `count`),
+//! `triton,SETTING=VALUE` for Triton's trace files (`file`,
+//! `log-frequency`) and `opentelemetry,SETTING=VALUE` for the OTLP exporter
+//! (`url`, `resource`, `bsp_max_queue_size`, `bsp_schedule_delay`,
+//! `bsp_max_export_batch_size`). As in tritonserver the mode is `triton`
+//! unless `mode=opentelemetry` is given. Settings of the other mode than the
+//! one in force, and the TENSORS level, are refused with a message naming
+//! them rather than ignored.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::export::{Endpoint, ExportOptions};
+use super::file::FileOptions;
 use super::settings::{parse_count, TraceLevel, TraceSettings};
+
+/// Where traces go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TraceMode {
+    /// Triton's JSON trace files.
+    #[default]
+    Triton,
+    /// OpenTelemetry spans over OTLP/HTTP.
+    OpenTelemetry,
+}
+
+impl TraceMode {
+    /// The name `--trace-config mode=` and the `trace_mode` setting use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceMode::Triton => "triton",
+            TraceMode::OpenTelemetry => "opentelemetry",
+        }
+    }
+}
 
 /// One `--trace-config` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceConfig {
-    /// `mode=opentelemetry` (the only mode).
-    Mode,
+    Mode(TraceMode),
+    File(PathBuf),
+    LogFrequency(u32),
     Rate(u32),
     Level(TraceLevel),
     Count(i64),
@@ -30,10 +55,10 @@ pub enum TraceConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TraceOptions {
     pub settings: TraceSettings,
+    pub mode: TraceMode,
+    pub file: FileOptions,
     pub export: ExportOptions,
 }
-
-const TRITON_MODE: &str = "ferrite exports traces over OpenTelemetry only; Triton's JSON trace files (mode=triton, triton,file, triton,log-frequency) are not supported: use --trace-config mode=opentelemetry";
 
 /// Parses one `--trace-config` value.
 pub fn parse_trace_config(text: &str) -> Result<TraceConfig, String> {
@@ -53,12 +78,19 @@ pub fn parse_trace_config(text: &str) -> Result<TraceConfig, String> {
     };
     match (mode, key) {
         (None, "mode") => match value {
-            "opentelemetry" => Ok(TraceConfig::Mode),
-            "triton" => Err(TRITON_MODE.to_string()),
+            "opentelemetry" => Ok(TraceConfig::Mode(TraceMode::OpenTelemetry)),
+            "triton" => Ok(TraceConfig::Mode(TraceMode::Triton)),
             other => Err(format!(
-                "unknown trace mode '{other}' (supported: opentelemetry)"
+                "unknown trace mode '{other}' (supported: triton, opentelemetry)"
             )),
         },
+        (Some("triton"), "file") if !value.is_empty() => {
+            Ok(TraceConfig::File(PathBuf::from(value)))
+        }
+        (Some("triton"), "log-frequency") => value
+            .parse()
+            .map(TraceConfig::LogFrequency)
+            .map_err(|_| format!("'triton,log-frequency' must be an unsigned integer, got '{value}'")),
         (None, "rate") => value.parse().map(TraceConfig::Rate).map_err(|_| {
             format!("'rate' must be an unsigned integer, got '{value}'")
         }),
@@ -87,28 +119,40 @@ pub fn parse_trace_config(text: &str) -> Result<TraceConfig, String> {
         (Some("opentelemetry"), "bsp_max_export_batch_size") => {
             number("bsp_max_export_batch_size").map(TraceConfig::MaxExportBatchSize)
         }
-        (Some("triton"), _) => Err(TRITON_MODE.to_string()),
+        (Some("triton"), other) => Err(format!(
+            "unknown triton trace setting '{other}' in '{text}' (supported: file=PATH, log-frequency)"
+        )),
         (Some("opentelemetry"), other) => Err(format!(
             "unknown OpenTelemetry trace setting '{other}' (supported: url, resource, bsp_max_queue_size, bsp_schedule_delay, bsp_max_export_batch_size)"
         )),
         (Some(other), _) => Err(format!(
-            "unknown trace mode '{other}' in '{text}' (supported: opentelemetry)"
+            "unknown trace mode '{other}' in '{text}' (supported: triton, opentelemetry)"
         )),
         (None, other) => Err(format!(
-            "unknown trace setting '{other}' (supported: mode, rate, level, count, and opentelemetry,<setting>)"
+            "unknown trace setting '{other}' (supported: mode, rate, level, count, triton,<setting> and opentelemetry,<setting>)"
         )),
     }
 }
 
 /// The options `configs` give, in order (a later value wins; levels
-/// combine as in tritonserver, so TIMESTAMPS with OFF traces). The export
-/// batch may not exceed the queue.
+/// combine as in tritonserver, so TIMESTAMPS with OFF traces). Settings of
+/// the mode not in force are refused, Triton's mode needs a file to trace
+/// at start, and the export batch may not exceed the queue.
 pub fn trace_options(configs: &[TraceConfig]) -> Result<TraceOptions, String> {
     let mut options = TraceOptions::default();
     let mut levels = Vec::new();
+    let (mut triton_setting, mut otel_setting) = (None, None);
     for config in configs {
         match config {
-            TraceConfig::Mode => {}
+            TraceConfig::Mode(mode) => options.mode = *mode,
+            TraceConfig::File(path) => {
+                options.file.path = Some(path.clone());
+                triton_setting = Some("triton,file");
+            }
+            TraceConfig::LogFrequency(every) => {
+                options.file.log_frequency = *every;
+                triton_setting = Some("triton,log-frequency");
+            }
             TraceConfig::Rate(rate) => options.settings.rate = *rate,
             TraceConfig::Level(level) => levels.push(*level),
             TraceConfig::Count(count) => options.settings.count = *count,
@@ -120,9 +164,41 @@ pub fn trace_options(configs: &[TraceConfig]) -> Result<TraceOptions, String> {
             TraceConfig::ScheduleDelay(delay) => options.export.schedule_delay = *delay,
             TraceConfig::MaxExportBatchSize(size) => options.export.max_export_batch_size = *size,
         }
+        if matches!(
+            config,
+            TraceConfig::Url(_)
+                | TraceConfig::Resource(..)
+                | TraceConfig::MaxQueueSize(_)
+                | TraceConfig::ScheduleDelay(_)
+                | TraceConfig::MaxExportBatchSize(_)
+        ) {
+            otel_setting = Some("an opentelemetry,<setting>");
+        }
+    }
+    match (options.mode, triton_setting, otel_setting) {
+        (TraceMode::Triton, _, Some(setting)) => {
+            return Err(format!(
+                "--trace-config {setting} is given but the trace mode is triton (tritonserver's default); add --trace-config mode=opentelemetry"
+            ))
+        }
+        (TraceMode::OpenTelemetry, Some(setting), _) => {
+            return Err(format!(
+                "--trace-config {setting} is given but the trace mode is opentelemetry; Triton's trace files need mode=triton"
+            ))
+        }
+        _ => {}
     }
     if levels.contains(&TraceLevel::Timestamps) {
         options.settings.level = TraceLevel::Timestamps;
+    }
+    if options.mode == TraceMode::Triton
+        && options.settings.level == TraceLevel::Timestamps
+        && options.file.path.is_none()
+    {
+        return Err(
+            "--trace-config level=TIMESTAMPS in triton mode needs --trace-config triton,file=PATH (or mode=opentelemetry)"
+                .to_string(),
+        );
     }
     let export = &options.export;
     if export.max_export_batch_size > export.max_queue_size {
@@ -150,6 +226,8 @@ mod tests {
     fn defaults_are_tritons() {
         let o = options(&[]).unwrap();
         assert_eq!(o.settings, TraceSettings::default());
+        assert_eq!(o.mode, TraceMode::Triton);
+        assert_eq!(o.file, FileOptions::default());
         assert_eq!(o.export.endpoint.to_string(), Endpoint::DEFAULT);
         assert_eq!(
             (
@@ -204,11 +282,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_triton_mode() {
+        let o = options(&[
+            "triton,file=/tmp/trace.json",
+            "triton,log-frequency=50",
+            "level=TIMESTAMPS",
+            "rate=1",
+        ])
+        .unwrap();
+        assert_eq!(o.mode, TraceMode::Triton);
+        assert_eq!(
+            o.file,
+            FileOptions {
+                path: Some(PathBuf::from("/tmp/trace.json")),
+                log_frequency: 50
+            }
+        );
+        assert_eq!(o.settings.level, TraceLevel::Timestamps);
+    }
+
+    #[test]
     fn refuses_what_it_does_not_do() {
         for (bad, named) in [
-            ("mode=triton", "mode=triton"),
-            ("triton,file=/tmp/trace.json", "triton,file"),
-            ("triton,log-frequency=50", "triton,log-frequency"),
+            ("mode=jaeger", "jaeger"),
+            ("triton,file=", "triton,file"),
+            ("triton,log-frequency=often", "triton,log-frequency"),
+            ("triton,url=x", "url"),
+            ("level=TIMESTAMPS", "triton,file=PATH"),
             ("level=TENSORS", "TENSORS"),
             ("level=LOUD", "LOUD"),
             ("rate=-1", "'rate'"),
@@ -231,7 +331,21 @@ mod tests {
             let error = options(&[bad]).unwrap_err();
             assert!(error.contains(named), "{bad}: {error}");
         }
-        let error = options(&["opentelemetry,bsp_max_export_batch_size=4096"]).unwrap_err();
+        for (mixed, named) in [
+            (
+                ["mode=triton", "opentelemetry,url=c:4318"],
+                "mode=opentelemetry",
+            ),
+            (["mode=opentelemetry", "triton,file=/t.json"], "mode=triton"),
+        ] {
+            let error = options(&mixed).unwrap_err();
+            assert!(error.contains(named), "{mixed:?}: {error}");
+        }
+        let error = options(&[
+            "mode=opentelemetry",
+            "opentelemetry,bsp_max_export_batch_size=4096",
+        ])
+        .unwrap_err();
         assert!(
             error.contains("bsp_max_export_batch_size (4096)"),
             "{error}"

@@ -1,9 +1,11 @@
-//! Request tracing, exported with OpenTelemetry, and the settings of
-//! Triton's trace extension.
+//! Request tracing, to Triton's trace files or exported with OpenTelemetry,
+//! and the settings of Triton's trace extension.
 //!
 //! When the trace level is not OFF, sampled inference requests (HTTP, gRPC
-//! and gRPC streams alike) produce spans shaped like tritonserver's
-//! OpenTelemetry mode:
+//! and gRPC streams alike) are traced. In `triton` mode (tritonserver's
+//! default) each becomes one JSON object with its time stamps in the trace
+//! file (see [`file`]). In `opentelemetry` mode they become spans shaped like
+//! tritonserver's OpenTelemetry mode:
 //!
 //! * `InferRequest` (kind SERVER): the front end's handling, from receiving
 //!   the request to handing the response over for sending. Events
@@ -44,6 +46,7 @@
 pub mod config;
 pub mod context;
 pub mod export;
+pub mod file;
 pub mod otlp;
 pub mod settings;
 
@@ -53,12 +56,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ferrite_scheduler::ComputeTimes;
 
-pub use config::{parse_trace_config, trace_options, TraceConfig, TraceOptions};
+pub use config::{parse_trace_config, trace_options, TraceConfig, TraceMode, TraceOptions};
 pub use context::{TraceParent, TRACEPARENT};
-pub use settings::{Given, SettingsView, TraceLevel, TraceSettings, TraceTable};
+pub use settings::{Given, Output, SettingsView, TraceLevel, TraceSettings, TraceTable};
 
 use context::{SpanId, TraceId};
 use export::Exporter;
+use file::{Timestamp, TraceFileWriter, TraceRecord};
 use otlp::{Kind, SpanData, Value};
 
 /// The front end a request came through.
@@ -113,22 +117,55 @@ impl Activity {
     }
 }
 
-/// The settings, the sampling and the exporter, shared by both front ends.
+/// Where finished traces go.
+#[derive(Debug, Clone)]
+enum Sink {
+    /// Triton mode with a trace file.
+    File(Arc<TraceFileWriter>),
+    /// Triton mode without a file: nothing is traced (the settings refuse
+    /// TIMESTAMPS).
+    Nowhere,
+    OpenTelemetry(Arc<Exporter>),
+}
+
+/// The settings, the sampling and where traces go, shared by both front
+/// ends.
 #[derive(Debug)]
 pub struct Tracer {
     settings: TraceTable,
-    exporter: Arc<Exporter>,
+    sink: Sink,
     traces: AtomicU64,
 }
 
 impl Tracer {
-    /// Starts the exporter on the current runtime.
-    pub fn start(options: TraceOptions) -> Self {
-        Self {
-            settings: TraceTable::new(options.settings),
-            exporter: Arc::new(Exporter::start(options.export)),
+    /// Starts the trace file writer, or the exporter on the current runtime.
+    pub fn start(options: TraceOptions) -> Result<Self, String> {
+        let file = options
+            .file
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let sink = match (options.mode, &options.file.path) {
+            (TraceMode::Triton, Some(path)) => Sink::File(Arc::new(
+                TraceFileWriter::start(path.clone(), options.file.log_frequency)
+                    .map_err(|e| format!("cannot start the trace file writer: {e}"))?,
+            )),
+            (TraceMode::Triton, None) => Sink::Nowhere,
+            (TraceMode::OpenTelemetry, _) => {
+                Sink::OpenTelemetry(Arc::new(Exporter::start(options.export)))
+            }
+        };
+        let output = Output {
+            mode: options.mode,
+            file,
+            log_frequency: options.file.log_frequency,
+        };
+        Ok(Self {
+            settings: TraceTable::new(options.settings, output),
+            sink,
             traces: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The trace extension's settings.
@@ -164,7 +201,7 @@ impl Tracer {
         let mut marks = Vec::with_capacity(6);
         marks.push((first, received));
         Some(RequestTrace {
-            exporter: Arc::clone(&self.exporter),
+            sink: self.sink.clone(),
             number: self.traces.fetch_add(1, Ordering::Relaxed) + 1,
             trace_id: parent.map_or_else(context::new_trace_id, |p| p.trace_id),
             parent: parent.map(|p| p.span_id),
@@ -181,9 +218,17 @@ impl Tracer {
         })
     }
 
-    /// Exports the spans still queued and stops the exporter.
+    /// Writes or exports the traces still queued and stops the writer or
+    /// exporter.
     pub async fn shutdown(&self) {
-        self.exporter.shutdown().await;
+        match &self.sink {
+            Sink::OpenTelemetry(exporter) => exporter.shutdown().await,
+            Sink::File(writer) => {
+                let writer = Arc::clone(writer);
+                let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+            }
+            Sink::Nowhere => {}
+        }
     }
 }
 
@@ -195,7 +240,7 @@ fn nanos(duration: std::time::Duration) -> u64 {
 /// [`RequestTrace::finish`].
 #[derive(Debug)]
 pub struct RequestTrace {
-    exporter: Arc<Exporter>,
+    sink: Sink,
     number: u64,
     trace_id: TraceId,
     parent: Option<SpanId>,
@@ -257,6 +302,48 @@ impl RequestTrace {
             Protocol::Http => Activity::HttpSendStart,
             Protocol::Grpc => Activity::GrpcSendStart,
         });
+        match &self.sink {
+            Sink::OpenTelemetry(exporter) => self.export(exporter, error),
+            Sink::File(writer) => writer.submit(&self.record()),
+            Sink::Nowhere => {}
+        }
+    }
+
+    /// The compute events, when the request was executed.
+    fn compute_events(&self) -> Vec<(&'static str, u64)> {
+        self.compute
+            .map(|compute| {
+                vec![
+                    ("COMPUTE_START", self.unix(compute.start)),
+                    ("COMPUTE_INPUT_END", self.unix(compute.input_end)),
+                    ("COMPUTE_OUTPUT_START", self.unix(compute.output_start)),
+                    ("COMPUTE_END", self.unix(compute.end)),
+                ]
+            })
+            .unwrap_or_default()
+    }
+
+    /// The trace as Triton's trace file holds it: every event in time order.
+    fn record(&self) -> TraceRecord {
+        let mut timestamps: Vec<Timestamp> = self
+            .marks
+            .iter()
+            .map(|&(activity, at)| (activity.name(), self.unix(at)))
+            .chain(self.compute_events())
+            .map(|(name, ns)| Timestamp { name, ns })
+            .collect();
+        timestamps.sort_by_key(|t| t.ns);
+        TraceRecord {
+            id: self.number,
+            model_name: self.model.clone(),
+            model_version: self.version,
+            request_id: self.request_id.clone(),
+            timestamps,
+        }
+    }
+
+    /// Queues the request's spans for export.
+    fn export(&self, exporter: &Exporter, error: Option<&str>) {
         let end = self.unix(Instant::now());
         let events = |in_model: bool| -> Vec<(&'static str, u64)> {
             self.marks
@@ -266,23 +353,22 @@ impl RequestTrace {
                 .collect()
         };
         let model_events = events(true);
-        if let Some(compute) = self.compute.filter(|_| !model_events.is_empty()) {
-            let events = vec![
-                ("COMPUTE_START", self.unix(compute.start)),
-                ("COMPUTE_INPUT_END", self.unix(compute.input_end)),
-                ("COMPUTE_OUTPUT_START", self.unix(compute.output_start)),
-                ("COMPUTE_END", self.unix(compute.end)),
-            ];
-            self.exporter.submit(SpanData {
+        let compute_events = self.compute_events();
+        if let (Some(&(_, start)), Some(&(_, end)), false) = (
+            compute_events.first(),
+            compute_events.last(),
+            model_events.is_empty(),
+        ) {
+            exporter.submit(SpanData {
                 trace_id: self.trace_id,
                 span_id: context::new_span_id(),
                 parent: Some(self.model_id),
                 name: "compute".to_string(),
                 kind: Kind::Internal,
-                start_ns: events[0].1,
-                end_ns: events[3].1,
+                start_ns: start,
+                end_ns: end,
                 attributes: self.attributes(),
-                events,
+                events: compute_events,
                 error: None,
             });
         }
@@ -291,7 +377,7 @@ impl RequestTrace {
                 .iter()
                 .find(|(name, _)| *name == Activity::RequestEnd.name())
                 .map_or(end, |&(_, at)| at);
-            self.exporter.submit(SpanData {
+            exporter.submit(SpanData {
                 trace_id: self.trace_id,
                 span_id: self.model_id,
                 parent: Some(self.root_id),
@@ -306,7 +392,7 @@ impl RequestTrace {
         }
         let mut attributes = self.attributes();
         attributes.push(("triton.protocol", Value::Text(self.protocol.name().into())));
-        self.exporter.submit(SpanData {
+        exporter.submit(SpanData {
             trace_id: self.trace_id,
             span_id: self.root_id,
             parent: self.parent,

@@ -5,10 +5,11 @@
 //! `trace_level` (`["OFF"]` or `["TIMESTAMPS"]`), `trace_rate` (one of every
 //! N requests is traced; 0 traces only requests whose client propagated a
 //! sampled parent), `trace_count` (traces left to collect; -1 is
-//! unlimited; it counts down as traces are collected), and the settings of
-//! Triton's JSON-file mode, which ferrite does not have: `trace_mode` is
-//! always `opentelemetry`, `trace_file` `""` and `log_frequency` `"0"`; an
-//! update to anything else is refused.
+//! unlimited; it counts down as traces are collected), and where traces go:
+//! `trace_mode` (`triton` or `opentelemetry`), `trace_file` and
+//! `log_frequency` (Triton's trace files). Those three are fixed at start-up
+//! (`--trace-config`): an update may repeat their value, anything else is
+//! refused. In triton mode, turning TIMESTAMPS on needs a trace file.
 //!
 //! A model's settings are the global ones except where an update for that
 //! model overrode them; such an override has its own sampling counter (a
@@ -23,6 +24,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use super::config::TraceMode;
 use crate::error::ServerError;
 
 /// What is traced: nothing, or the request's time stamps.
@@ -132,8 +134,14 @@ impl SettingsView {
     }
 }
 
-/// The only trace mode ferrite has.
-pub const TRACE_MODE: &str = "opentelemetry";
+/// Where traces go, as the settings show it; fixed at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub mode: TraceMode,
+    /// `trace_file`: Triton mode's file, `""` when none.
+    pub file: String,
+    pub log_frequency: u32,
+}
 
 /// A sampling rate and the counter it divides.
 #[derive(Debug, Clone)]
@@ -213,13 +221,15 @@ enum Change {
 #[derive(Debug)]
 pub struct TraceTable {
     table: RwLock<Table>,
+    output: Output,
     /// Whether any setting traces at all; requests skip the lock when not.
     enabled: AtomicBool,
 }
 
 impl TraceTable {
-    pub fn new(settings: TraceSettings) -> Self {
+    pub fn new(settings: TraceSettings, output: Output) -> Self {
         Self {
+            output,
             table: RwLock::new(Table {
                 level: settings.level,
                 rate: Rate::new(settings.rate),
@@ -244,9 +254,9 @@ impl TraceTable {
             trace_level: vec![level.name().to_string()],
             trace_rate: rate.every.to_string(),
             trace_count: count.load(Ordering::Relaxed).to_string(),
-            log_frequency: "0".to_string(),
-            trace_file: String::new(),
-            trace_mode: TRACE_MODE.to_string(),
+            log_frequency: self.output.log_frequency.to_string(),
+            trace_file: self.output.file.clone(),
+            trace_mode: self.output.mode.name().to_string(),
         }
     }
 
@@ -260,9 +270,18 @@ impl TraceTable {
     ) -> Result<SettingsView, ServerError> {
         let checked = changes
             .iter()
-            .map(|(name, given)| check(name, given, model.is_some()))
+            .map(|(name, given)| check(name, given, model.is_some(), &self.output))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ServerError::invalid)?;
+        let turns_on = checked
+            .iter()
+            .any(|c| matches!(c, Change::Level(Some(TraceLevel::Timestamps))));
+        if turns_on && self.output.mode == TraceMode::Triton && self.output.file.is_empty() {
+            return Err(ServerError::invalid(
+                "trace_level TIMESTAMPS in triton mode needs a trace file: start ferrite with \
+                 --trace-config triton,file=PATH (or --trace-config mode=opentelemetry)",
+            ));
+        }
         {
             let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
             match model {
@@ -327,8 +346,9 @@ impl TraceTable {
     }
 }
 
-/// Checks one setting of an update; `for_model` allows clearing.
-fn check(name: &str, given: &Given, for_model: bool) -> Result<Change, String> {
+/// Checks one setting of an update; `for_model` allows clearing. The
+/// output settings may only repeat `output`'s values.
+fn check(name: &str, given: &Given, for_model: bool, output: &Output) -> Result<Change, String> {
     let values = match given {
         Given::Clear if for_model => None,
         Given::Clear => {
@@ -368,13 +388,13 @@ fn check(name: &str, given: &Given, for_model: bool) -> Result<Change, String> {
             .map(Change::Count),
         "trace_mode" | "trace_file" | "log_frequency" => {
             let fixed = match name {
-                "trace_mode" => TRACE_MODE,
-                "trace_file" => "",
-                _ => "0",
+                "trace_mode" => output.mode.name().to_string(),
+                "trace_file" => output.file.clone(),
+                _ => output.log_frequency.to_string(),
             };
             match values.map(single).transpose()? {
                 Some(value) if value != fixed => Err(format!(
-                    "trace setting '{name}' must be '{fixed}': ferrite exports traces over OpenTelemetry only (Triton's JSON file mode is not supported)"
+                    "trace setting '{name}' is '{fixed}' and is set at start-up only (--trace-config); it cannot change at run time"
                 )),
                 _ => Ok(Change::Fixed),
             }
@@ -399,6 +419,14 @@ pub fn parse_count(value: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
 
+    /// Where the tests' traces go: OpenTelemetry, which needs no file.
+    fn otel() -> Output {
+        Output {
+            mode: TraceMode::OpenTelemetry,
+            ..Output::default()
+        }
+    }
+
     fn values(v: &[&str]) -> Given {
         Given::Values(v.iter().map(|s| s.to_string()).collect())
     }
@@ -408,16 +436,19 @@ mod tests {
     }
 
     fn on(rate: u32, count: i64) -> TraceTable {
-        TraceTable::new(TraceSettings {
-            level: TraceLevel::Timestamps,
-            rate,
-            count,
-        })
+        TraceTable::new(
+            TraceSettings {
+                level: TraceLevel::Timestamps,
+                rate,
+                count,
+            },
+            otel(),
+        )
     }
 
     #[test]
     fn defaults_are_tritons() {
-        let table = TraceTable::new(TraceSettings::default());
+        let table = TraceTable::new(TraceSettings::default(), otel());
         let view = table.view(None);
         assert_eq!(view.trace_level, vec!["OFF"]);
         assert_eq!(
@@ -448,7 +479,7 @@ mod tests {
 
     #[test]
     fn model_overrides_and_clearing() {
-        let table = TraceTable::new(TraceSettings::default());
+        let table = TraceTable::new(TraceSettings::default(), otel());
         let view = table
             .update(Some("a"), &change("trace_level", values(&["TIMESTAMPS"])))
             .unwrap();
@@ -475,7 +506,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_updates_whole() {
-        let table = TraceTable::new(TraceSettings::default());
+        let table = TraceTable::new(TraceSettings::default(), otel());
         for (name, given, named) in [
             ("trace_rate", values(&["fast"]), "trace_rate"),
             ("trace_rate", values(&["1", "2"]), "one value"),

@@ -18,4 +18,5 @@ mod repository;
 #[path = "../common/slow_model.rs"]
 mod slow_model;
 mod trace;
+mod trace_file;
 mod trace_settings;

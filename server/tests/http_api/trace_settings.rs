@@ -8,19 +8,35 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tonic::Code;
 
-use crate::common::TestServer;
+use tempfile::TempDir;
+
+use crate::common::{repository_with, TestServer};
 use crate::trace::{Collector, TracedServer};
+
+/// A server in tritonserver's default trace mode (Triton trace files), with
+/// a trace file in a temporary folder, which it returns too.
+async fn triton_mode_server() -> (TestServer, TempDir, String) {
+    let traces = tempfile::tempdir().unwrap();
+    let file = traces.path().join("trace.json").display().to_string();
+    let server = TestServer::start_with(
+        repository_with(&["simple", "identity_fp32"]),
+        &["--trace-config", &format!("triton,file={file}")],
+    )
+    .await
+    .unwrap();
+    (server, traces, file)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_settings_are_read_changed_and_cleared() {
-    let server = TestServer::start(&["simple", "identity_fp32"]).await;
+    let (server, _traces, file) = triton_mode_server().await;
     let defaults = json!({
         "trace_level": ["OFF"],
         "trace_rate": "1000",
         "trace_count": "-1",
         "log_frequency": "0",
-        "trace_file": "",
-        "trace_mode": "opentelemetry"
+        "trace_file": file,
+        "trace_mode": "triton"
     });
     let (status, global) = server.get_json("/v2/trace/setting").await;
     assert_eq!(status, StatusCode::OK);
@@ -74,12 +90,12 @@ async fn http_settings_are_read_changed_and_cleared() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_refuses_bad_settings_naming_them() {
-    let server = TestServer::start(&["simple"]).await;
+    let (server, _traces, _) = triton_mode_server().await;
     for (body, named) in [
         (json!({"trace_rate": "often"}), "trace_rate"),
         (json!({"trace_count": "-3"}), "trace_count"),
         (json!({"trace_level": ["TENSORS"]}), "TENSORS"),
-        (json!({"trace_mode": "triton"}), "trace_mode"),
+        (json!({"trace_mode": "opentelemetry"}), "trace_mode"),
         (json!({"trace_file": "/tmp/trace.json"}), "trace_file"),
         (json!({"log_frequency": "10"}), "log_frequency"),
         (json!({"trace_speed": "1"}), "trace_speed"),
@@ -99,6 +115,19 @@ async fn http_refuses_bad_settings_naming_them() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, global) = server.get_json("/v2/trace/setting").await;
     assert_eq!(global["trace_rate"], "1000", "nothing was changed");
+    server.shutdown().await;
+
+    // Triton mode without a trace file cannot trace.
+    let server = TestServer::start(&["simple"]).await;
+    let (status, answer) = server
+        .post_json(
+            "/v2/models/simple/trace/setting",
+            &json!({"trace_level": ["TIMESTAMPS"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("triton,file=PATH"), "{error}");
     server.shutdown().await;
 }
 
