@@ -2,7 +2,7 @@
 # Served throughput under dynamic batching against the engine's own in-process throughput.
 #
 # ferrite (release build) serves the example MLP and CNN, both with dynamic batching
-# (2 ms queue delay, one instance), from a temporary repository, pinned to one core;
+# (QUEUE_DELAY_US queue delay, one instance), from a temporary repository, pinned to one core;
 # perf_analyzer, pinned to another, sweeps the concurrency over HTTP and gRPC. After each
 # run the average batch the scheduler formed is read from /v2/models/M/stats (the change
 # in inference_count over the change in execution_count). `inprocess`
@@ -14,8 +14,13 @@
 # Usage: benches/load/batching_sweep.sh
 # Environment:
 #   CONCURRENCY        concurrencies to measure (default: "1 2 4 8 16 32 64")
-#   MODELS             models to measure (default: "mlp cnn")
+#   MODELS             models to measure (default: "mlp cnn"; "wide_mlp" adds a model
+#                      of ~4.3M multiply-adds a row, written by benches/load/wide_mlp.py)
 #   PROTOCOLS          protocols to measure (default: "http grpc")
+#   QUEUE_DELAY_US     max_queue_delay_microseconds of every model (default: 0: an idle
+#                      instance takes what is queued at once, and requests that arrive while
+#                      it executes form the next batch; a delay makes each batch wait for
+#                      more requests, which at low concurrency costs the delay itself)
 #   SERVER_CPU         core of the server and of inprocess (default: 0)
 #   CLIENT_CPU         core of perf_analyzer (default: 1)
 #   INTERVAL_MS        perf_analyzer measurement window (default: 1000)
@@ -35,6 +40,7 @@ CLIENT_CPU="${CLIENT_CPU:-1}"
 INTERVAL_MS="${INTERVAL_MS:-1000}"
 INPROCESS_ROWS="${INPROCESS_ROWS:-4000}"
 RUN_TIMEOUT_S="${RUN_TIMEOUT_S:-120}"
+QUEUE_DELAY_US="${QUEUE_DELAY_US:-0}"
 
 require_perf_analyzer
 default_ort_dylib_path
@@ -52,7 +58,7 @@ max_batch_size: 64
 input [ { name: "input" data_type: TYPE_FP32 dims: [ 64 ] } ]
 output [ { name: "probabilities" data_type: TYPE_FP32 dims: [ 10 ] } ]
 instance_group [ { count: 1 kind: KIND_CPU } ]
-dynamic_batching { max_queue_delay_microseconds: 2000 }
+dynamic_batching { max_queue_delay_microseconds: QUEUE_DELAY_US }
 EOF
 cat >"$REPO/cnn/config.pbtxt" <<'EOF'
 name: "cnn"
@@ -61,8 +67,22 @@ max_batch_size: 32
 input [ { name: "image" data_type: TYPE_FP32 dims: [ 3, 32, 32 ] } ]
 output [ { name: "logits" data_type: TYPE_FP32 dims: [ 10 ] } ]
 instance_group [ { count: 1 kind: KIND_CPU } ]
-dynamic_batching { max_queue_delay_microseconds: 2000 }
+dynamic_batching { max_queue_delay_microseconds: QUEUE_DELAY_US }
 EOF
+if [[ " $MODELS " == *" wide_mlp "* ]]; then
+    "$PYTHON" "$ROOT/benches/load/wide_mlp.py" "$REPO/wide_mlp"
+    cat >"$REPO/wide_mlp/config.pbtxt" <<'EOF'
+name: "wide_mlp"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [ { name: "input" data_type: TYPE_FP32 dims: [ 64 ] } ]
+output [ { name: "logits" data_type: TYPE_FP32 dims: [ 10 ] } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+dynamic_batching { max_queue_delay_microseconds: QUEUE_DELAY_US }
+EOF
+fi
+
+sed -i "s/QUEUE_DELAY_US/$QUEUE_DELAY_US/" "$REPO"/*/config.pbtxt
 
 start_server ferrite taskset -c "$SERVER_CPU" "$ROOT/target/release/ferrite" \
     --model-repository "$REPO" --http-port 0 --http-address 127.0.0.1 \
