@@ -4,7 +4,7 @@
 //! recovers; clients that go away mid-request leave nothing queued.
 //!
 //! A test binary of its own, so that the process's memory use measures
-//! these tests alone.
+//! these tests alone; they take turns (`TURN`) for the same reason.
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,16 @@ use tonic::Code;
 mod slow_model;
 
 const DIM: i64 = 128;
+/// Products per request under overload: about 268 million multiply-adds.
 const MATMULS: usize = 128;
+/// Products per request when clients go away: eight times longer, so that
+/// requests still wait behind the running batch when their clients leave,
+/// however fast the machine.
+const ABANDONED_MATMULS: usize = 1024;
+
+/// Held by each test for its whole run, so that one test's server does not
+/// count in the other's memory use or timing.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// One instance runs a batch of 8 while 8 more wait: 16 requests saturate
 /// the model.
 const CONFIG: &str = r#"name: "slow"
@@ -48,11 +57,12 @@ struct SlowServer {
 }
 
 impl SlowServer {
-    async fn start() -> Self {
+    /// The slow model with `matmuls` products per request.
+    async fn start(matmuls: usize) -> Self {
         let repository = TempDir::new().unwrap();
         let model = repository.path().join("slow");
         std::fs::create_dir_all(model.join("1")).unwrap();
-        std::fs::write(model.join("1/model.onnx"), slow_model(DIM, MATMULS)).unwrap();
+        std::fs::write(model.join("1/model.onnx"), slow_model(DIM, matmuls)).unwrap();
         std::fs::write(model.join("config.pbtxt"), CONFIG).unwrap();
         let root = repository.path().to_str().unwrap().to_owned();
         let args = [
@@ -167,7 +177,8 @@ async fn one_request_succeeds(s: &SlowServer) {
 async fn four_times_the_saturating_load_is_answered_or_refused() {
     const CLIENTS: usize = 32;
     const REQUESTS: usize = 8;
-    let s = SlowServer::start().await;
+    let _turn = TURN.lock().await;
+    let s = SlowServer::start(MATMULS).await;
     one_request_succeeds(&s).await;
     let rss_before = rss_kib();
     let started = Instant::now();
@@ -228,7 +239,8 @@ async fn four_times_the_saturating_load_is_answered_or_refused() {
 /// server still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn abandoned_requests_drain_and_are_counted() {
-    let s = SlowServer::start().await;
+    let _turn = TURN.lock().await;
+    let s = SlowServer::start(ABANDONED_MATMULS).await;
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let base = s.http.clone();
