@@ -105,16 +105,27 @@ pub(crate) fn source_shape<'r>(request: &'r InferRequest, name: &str) -> Result<
         .ok_or_else(|| format!("a request lacks its source input '{name}'"))
 }
 
-fn build_batch_input(input: &BatchInput, requests: &[&InferRequest]) -> Result<Tensor, String> {
+/// Each request's shape of its input `source` and that shape's element
+/// count, in batch order.
+fn source_extents<'r>(
+    requests: &[&'r InferRequest],
+    source: &str,
+) -> Result<(Vec<&'r [i64]>, Vec<usize>), String> {
     let shapes = requests
         .iter()
-        .map(|r| source_shape(r, &input.source))
+        .map(|r| source_shape(r, source))
         .collect::<Result<Vec<_>, _>>()?;
     let counts = shapes
         .iter()
-        .map(|shape| element_count(shape).map(|n| n as i64))
-        .collect::<Result<Vec<i64>, _>>()
+        .map(|shape| element_count(shape))
+        .collect::<Result<Vec<usize>, _>>()
         .map_err(|e| e.to_string())?;
+    Ok((shapes, counts))
+}
+
+fn build_batch_input(input: &BatchInput, requests: &[&InferRequest]) -> Result<Tensor, String> {
+    let (shapes, counts) = source_extents(requests, &input.source)?;
+    let counts: Vec<i64> = counts.into_iter().map(|n| n as i64).collect();
     let running = || {
         counts.iter().scan(0i64, |total, count| {
             *total += count;
@@ -189,15 +200,7 @@ pub(crate) fn scatter_by_source(
     requests: &[&InferRequest],
 ) -> Result<Vec<NamedTensor>, String> {
     let tensor = &output.tensor;
-    let shapes = requests
-        .iter()
-        .map(|r| source_shape(r, source))
-        .collect::<Result<Vec<_>, _>>()?;
-    let counts = shapes
-        .iter()
-        .map(|shape| element_count(shape))
-        .collect::<Result<Vec<usize>, _>>()
-        .map_err(|e| e.to_string())?;
+    let (shapes, counts) = source_extents(requests, source)?;
     let needed: usize = counts.iter().sum();
     if tensor.element_count() != needed {
         return Err(format!(

@@ -39,9 +39,9 @@ struct GpuSample {
 }
 
 /// Opens NVML (once) and notes the energy counters; call it at start-up
-/// so that energy counts from then. `None` when NVML is unavailable.
-pub fn start() -> Option<()> {
-    gpus().map(|_| ())
+/// so that energy counts from then.
+pub fn start() {
+    gpus();
 }
 
 fn gpus() -> Option<&'static Gpus> {
