@@ -18,6 +18,9 @@ cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "disk"
+df -h "$ROOT"
+
 step "Python environment (ci/python_env.sh)"
 bash ci/python_env.sh
 ORT_DYLIB_PATH="$(bash ci/python_env.sh --ort-path)"
@@ -48,6 +51,10 @@ finish() {
 step "fuzzing (ci/fuzz.sh ${FUZZ_RUNS:=100000} runs per target)"
 if ! bash ci/fuzz.sh "$FUZZ_RUNS"; then
     failed+=("ci/fuzz.sh")
+fi
+# The sanitizer build is several GiB and nothing later uses it; on CI, free the disk.
+if [[ -n "${CI:-}" ]]; then
+    rm -rf fuzz/target
 fi
 
 step "cargo build --bin ferrite"
