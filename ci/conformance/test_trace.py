@@ -6,6 +6,7 @@ and get errors naming a refused setting; a request traced in tritonserver's defa
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -88,7 +89,7 @@ def test_http_global_change_shows_through_models(client):
     "settings, named",
     [
         ({"trace_rate": "often"}, "trace_rate"),
-        ({"trace_level": ["TENSORS"]}, "TENSORS"),
+        ({"trace_level": ["LOUD"]}, "LOUD"),
         ({"trace_mode": "opentelemetry"}, "trace_mode"),
         ({"trace_file": "/tmp/trace.json"}, "trace_file"),
         ({"trace_volume": "1"}, "trace_volume"),
@@ -146,3 +147,40 @@ def test_triton_mode_writes_the_trace_file(client, server):
         text = server.trace_file.read_text() if server.trace_file.exists() else ""
     assert '"request_id":"traced-by-tritonclient"' in text, text
     assert '"name":"COMPUTE_START"' in text
+
+
+def test_triton_mode_level_tensors_writes_the_tensors(client, server):
+    """At level TENSORS each input and output follows its trace in the file, with its data."""
+    try:
+        client.update_trace_settings(model_name="simple", settings={"trace_level": ["TENSORS"], "trace_rate": "1"})
+        assert client.get_trace_settings(model_name="simple")["trace_level"] == ["TENSORS"]
+        inputs = []
+        for name, values in (("INPUT0", np.arange(16)), ("INPUT1", np.full(16, 2))):
+            tensor = httpclient.InferInput(name, [1, 16], "INT32")
+            tensor.set_data_from_numpy(values.astype(np.int32).reshape(1, 16))
+            inputs.append(tensor)
+        client.infer("simple", inputs, request_id="tensors-by-tritonclient")
+    finally:
+        client.update_trace_settings(model_name="simple", settings={"trace_level": None, "trace_rate": None})
+    deadline = time.monotonic() + 20
+    traces = []
+    while time.monotonic() < deadline:
+        text = server.trace_file.read_text() if server.trace_file.exists() else ""
+        if '"request_id":"tensors-by-tritonclient"' in text:
+            try:
+                # The file's array is closed at shutdown; what is written so far parses closed here.
+                traces = json.loads(text + "\n]")
+                break
+            except json.JSONDecodeError:
+                pass  # caught in the middle of a write
+        time.sleep(0.05)
+    (trace,) = [t for t in traces if t.get("request_id") == "tensors-by-tritonclient"]
+    tensors = {(t["activity"], t["tensor"]["name"]): t["tensor"] for t in traces if t["id"] == trace["id"] and "activity" in t}
+    assert tensors[("TENSOR_QUEUE_INPUT", "INPUT0")] == {
+        "name": "INPUT0",
+        "data": ",".join(str(v) for v in range(16)),
+        "shape": "1,16",
+        "dtype": "INT32",
+    }
+    assert tensors[("TENSOR_BACKEND_OUTPUT", "OUTPUT0")]["data"] == ",".join(str(v + 2) for v in range(16))
+    assert tensors[("TENSOR_BACKEND_OUTPUT", "OUTPUT1")]["data"] == ",".join(str(v - 2) for v in range(16))

@@ -11,7 +11,7 @@ use ferrite_scheduler::{
 };
 
 use crate::error::ServerError;
-use crate::trace::{Activity, RequestTrace};
+use crate::trace::{Activity, RequestTrace, TensorActivity};
 
 /// One input or output as the config declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +251,7 @@ impl LoadedModel {
             trace.mark(Activity::RequestEnd);
             if let Ok(response) = &result {
                 trace.set_compute(response.compute);
+                trace.record_tensors(TensorActivity::BackendOutput, &response.outputs);
             }
         }
         result
@@ -283,6 +284,7 @@ impl LoadedModel {
         };
         if let Some(trace) = trace {
             trace.mark(Activity::QueueStart);
+            trace.record_tensors(TensorActivity::QueueInput, &request.inputs);
         }
         let receiver = self
             .scheduler

@@ -108,7 +108,8 @@ pub struct Options {
 
     /// A trace setting (repeatable), in tritonserver's syntax:
     /// `mode=triton|opentelemetry` (default triton), `rate=N`,
-    /// `level=OFF|TIMESTAMPS`, `count=N` (-1: unlimited),
+    /// `level=OFF|TIMESTAMPS|TENSORS` (repeatable; TENSORS in triton mode),
+    /// `count=N` (-1: unlimited),
     /// `triton,file=PATH`, `triton,log-frequency=N`,
     /// `opentelemetry,url=HOST:PORT/PATH`,
     /// `opentelemetry,resource=KEY=VALUE`,
@@ -370,7 +371,7 @@ mod tests {
             "opentelemetry,url=127.0.0.1:4318/v1/traces",
         ]);
         let trace = o.trace_options().unwrap();
-        assert_eq!(trace.settings.level, trace::TraceLevel::Timestamps);
+        assert_eq!(trace.settings.level, trace::TraceLevel::TIMESTAMPS);
         assert_eq!(
             trace.export.endpoint.to_string(),
             "http://127.0.0.1:4318/v1/traces"

@@ -5,15 +5,15 @@
 //! (`url`, `resource`, `bsp_max_queue_size`, `bsp_schedule_delay`,
 //! `bsp_max_export_batch_size`). As in tritonserver the mode is `triton`
 //! unless `mode=opentelemetry` is given. Settings of the other mode than the
-//! one in force, and the TENSORS level, are refused with a message naming
-//! them rather than ignored.
+//! one in force, and the TENSORS level in OpenTelemetry mode, are refused
+//! with a message naming them rather than ignored.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::export::{Endpoint, ExportOptions};
 use super::file::FileOptions;
-use super::settings::{parse_count, TraceLevel, TraceSettings};
+use super::settings::{parse_count, TraceLevel, TraceSettings, TENSORS_NEED_FILES};
 
 /// Where traces go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -188,17 +188,24 @@ pub fn trace_options(configs: &[TraceConfig]) -> Result<TraceOptions, String> {
         }
         _ => {}
     }
-    if levels.contains(&TraceLevel::Timestamps) {
-        options.settings.level = TraceLevel::Timestamps;
+    options.settings.level = levels
+        .iter()
+        .fold(options.settings.level, |all, level| all.with(*level));
+    let level = options.settings.level;
+    if options.mode == TraceMode::OpenTelemetry && level.tensors {
+        return Err(format!(
+            "--trace-config level=TENSORS: {TENSORS_NEED_FILES}"
+        ));
     }
-    if options.mode == TraceMode::Triton
-        && options.settings.level == TraceLevel::Timestamps
-        && options.file.path.is_none()
-    {
-        return Err(
-            "--trace-config level=TIMESTAMPS in triton mode needs --trace-config triton,file=PATH (or mode=opentelemetry)"
-                .to_string(),
-        );
+    if options.mode == TraceMode::Triton && !level.is_off() && options.file.path.is_none() {
+        let named = if level.timestamps {
+            "TIMESTAMPS"
+        } else {
+            "TENSORS"
+        };
+        return Err(format!(
+            "--trace-config level={named} in triton mode needs --trace-config triton,file=PATH (or mode=opentelemetry)"
+        ));
     }
     let export = &options.export;
     if export.max_export_batch_size > export.max_queue_size {
@@ -258,7 +265,7 @@ mod tests {
         assert_eq!(
             o.settings,
             TraceSettings {
-                level: TraceLevel::Timestamps,
+                level: TraceLevel::TIMESTAMPS,
                 rate: 1,
                 count: 10
             }
@@ -287,6 +294,7 @@ mod tests {
             "triton,file=/tmp/trace.json",
             "triton,log-frequency=50",
             "level=TIMESTAMPS",
+            "level=TENSORS",
             "rate=1",
         ])
         .unwrap();
@@ -298,7 +306,13 @@ mod tests {
                 log_frequency: 50
             }
         );
-        assert_eq!(o.settings.level, TraceLevel::Timestamps);
+        assert_eq!(
+            o.settings.level,
+            TraceLevel {
+                timestamps: true,
+                tensors: true
+            }
+        );
     }
 
     #[test]
@@ -337,6 +351,7 @@ mod tests {
                 "mode=opentelemetry",
             ),
             (["mode=opentelemetry", "triton,file=/t.json"], "mode=triton"),
+            (["mode=opentelemetry", "level=TENSORS"], "OpenTelemetry"),
         ] {
             let error = options(&mixed).unwrap_err();
             assert!(error.contains(named), "{mixed:?}: {error}");

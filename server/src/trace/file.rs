@@ -2,32 +2,45 @@
 //! request becomes one JSON object, written to a JSON array on disk.
 //!
 //! An object holds the trace's `id`, `model_name`, `model_version`, the
-//! `request_id` when the request had one, and `timestamps`, a list of
-//! `{"name": ..., "ns": ...}` in time order (the same events as the
-//! OpenTelemetry spans: HTTP_RECV_START, REQUEST_START, QUEUE_START,
-//! COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START, COMPUTE_END,
-//! REQUEST_END, HTTP_SEND_START, or the gRPC ones; `ns` is Unix time).
+//! `request_id` when the request had one, and at level TIMESTAMPS
+//! `timestamps`, a list of `{"name": ..., "ns": ...}` in time order (the
+//! same events as the OpenTelemetry spans: HTTP_RECV_START, REQUEST_START,
+//! QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START,
+//! COMPUTE_END, REQUEST_END, HTTP_SEND_START, or the gRPC ones; `ns` is
+//! Unix time). At level TENSORS, objects of the same `id` follow it, one per
+//! tensor, as tritonserver writes them: `activity` TENSOR_QUEUE_INPUT (an
+//! input as the request was queued) or TENSOR_BACKEND_OUTPUT (an output of
+//! the answer), and `tensor` with its `name`, `data` (the elements as JSON
+//! values separated by commas; BYTES elements as JSON strings), `shape`
+//! (dimensions separated by commas) and `dtype`.
 //!
 //! With `triton,log-frequency=0` (the default) every trace goes to
 //! `triton,file`, whose array is closed at shutdown. With `N` > 0 the
 //! traces go to `FILE.0`, `FILE.1`, ... each closed after `N` traces (the
 //! last one at shutdown). The file is written as traces arrive, from one
 //! thread behind a bounded queue, so memory stays bounded whatever the
-//! file grows to; a trace that finds the queue full is dropped, counted
+//! file grows to (at most 4096 traces or 256 MiB of text wait, whichever
+//! is reached first: TENSORS traces can be large); a trace that finds the
+//! queue full is dropped, counted
 //! and logged, never holding its request.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use ferrite_backends::NamedTensor;
 use serde::Serialize;
+
+use crate::http::codec::elements_text;
 
 /// Traces waiting for the writer, at most.
 const QUEUE: usize = 4096;
+/// Bytes of trace text waiting for the writer, at most.
+const QUEUE_BYTES: usize = 256 << 20;
 
 /// Where the traces go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,7 +59,42 @@ pub struct TraceRecord {
     pub model_version: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub request_id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timestamps: Vec<Timestamp>,
+}
+
+/// One tensor of a trace at level TENSORS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TensorRecord {
+    pub id: u64,
+    pub activity: &'static str,
+    pub tensor: TracedTensor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TracedTensor {
+    pub name: String,
+    pub data: String,
+    pub shape: String,
+    pub dtype: &'static str,
+}
+
+impl TensorRecord {
+    /// `tensor` as trace `id` records it for `activity`. BYTES elements
+    /// that are not UTF-8 leave `data` empty.
+    pub fn new(id: u64, activity: &'static str, tensor: &NamedTensor) -> Self {
+        let shape: Vec<String> = tensor.tensor.shape().iter().map(i64::to_string).collect();
+        Self {
+            id,
+            activity,
+            tensor: TracedTensor {
+                name: tensor.name.clone(),
+                data: elements_text(&tensor.tensor).unwrap_or_default(),
+                shape: shape.join(","),
+                dtype: tensor.tensor.dtype().kserve_name(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,6 +113,8 @@ enum Message {
 pub struct TraceFileWriter {
     queue: SyncSender<Message>,
     dropped: AtomicU64,
+    /// Bytes queued and not yet written.
+    queued_bytes: Arc<AtomicUsize>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -73,22 +123,44 @@ impl TraceFileWriter {
     /// before the first trace.
     pub fn start(path: PathBuf, log_frequency: u32) -> std::io::Result<Self> {
         let (queue, traces) = sync_channel(QUEUE);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let written = Arc::clone(&queued_bytes);
         let thread = std::thread::Builder::new()
             .name("trace-file".into())
-            .spawn(move || write_traces(&traces, &path, log_frequency))?;
+            .spawn(move || write_traces(&traces, &written, &path, log_frequency))?;
         Ok(Self {
             queue,
             dropped: AtomicU64::new(0),
+            queued_bytes,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Queues a trace without waiting; a full queue drops it.
-    pub fn submit(&self, record: &TraceRecord) {
-        let Ok(text) = serde_json::to_string(record) else {
+    /// Queues a trace and its tensors without waiting; a full queue drops
+    /// them.
+    pub fn submit(&self, record: &TraceRecord, tensors: &[TensorRecord]) {
+        let Ok(mut text) = serde_json::to_string(record) else {
             return;
         };
-        if self.queue.try_send(Message::Trace(text)).is_err() {
+        for tensor in tensors {
+            let Ok(tensor) = serde_json::to_string(tensor) else {
+                return;
+            };
+            text.push_str(",\n");
+            text.push_str(&tensor);
+        }
+        let size = text.len();
+        let admitted = self
+            .queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued + size <= QUEUE_BYTES).then_some(queued + size)
+            })
+            .is_ok();
+        let queued = admitted && self.queue.try_send(Message::Trace(text)).is_ok();
+        if admitted && !queued {
+            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+        }
+        if !queued {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "trace file writer is behind: traces dropped");
@@ -110,11 +182,17 @@ impl TraceFileWriter {
 
 /// The writer thread: appends each trace to the open file, opening and
 /// closing files as the log frequency says.
-fn write_traces(traces: &Receiver<Message>, path: &Path, log_frequency: u32) {
+fn write_traces(
+    traces: &Receiver<Message>,
+    queued_bytes: &AtomicUsize,
+    path: &Path,
+    log_frequency: u32,
+) {
     let mut open: Option<(BufWriter<File>, PathBuf, u32)> = None;
     let mut index = 0u64;
     let mut failed = false;
     while let Ok(Message::Trace(text)) = traces.recv() {
+        queued_bytes.fetch_sub(text.len(), Ordering::AcqRel);
         if open.is_none() {
             let target = if log_frequency == 0 {
                 path.to_path_buf()
@@ -199,7 +277,7 @@ mod tests {
         let path = dir.path().join("trace.json");
         let writer = TraceFileWriter::start(path.clone(), 0).unwrap();
         for id in 1..=3 {
-            writer.submit(&record(id));
+            writer.submit(&record(id), &[]);
         }
         writer.shutdown();
         let traces = read(&path);
@@ -216,7 +294,7 @@ mod tests {
         let path = dir.path().join("trace.json");
         let writer = TraceFileWriter::start(path.clone(), 2).unwrap();
         for id in 1..=5 {
-            writer.submit(&record(id));
+            writer.submit(&record(id), &[]);
         }
         writer.shutdown();
         let sizes: Vec<usize> = (0..3)
@@ -230,6 +308,44 @@ mod tests {
         assert_eq!(sizes, [2, 2, 1]);
         assert!(!path.exists());
         assert!(!dir.path().join("trace.json.3").exists());
+    }
+
+    #[test]
+    fn tensors_follow_their_trace() {
+        use ferrite_backends::{bytes_codec, DataType, Tensor};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.json");
+        let writer = TraceFileWriter::start(path.clone(), 0).unwrap();
+        let floats: Vec<u8> = [0.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let fp32 = NamedTensor::new(
+            "x",
+            Tensor::new(DataType::Fp32, vec![1, 2], floats.into()).unwrap(),
+        );
+        let strings = bytes_codec::encode([b"a\"b".as_slice(), b"c".as_slice()]);
+        let text = NamedTensor::new("s", Tensor::new(DataType::Bytes, vec![2], strings).unwrap());
+        let mut trace = record(7);
+        trace.timestamps.clear();
+        writer.submit(
+            &trace,
+            &[
+                TensorRecord::new(7, "TENSOR_QUEUE_INPUT", &fp32),
+                TensorRecord::new(7, "TENSOR_BACKEND_OUTPUT", &text),
+            ],
+        );
+        writer.shutdown();
+        let traces = read(&path);
+        assert!(traces[0].get("timestamps").is_none());
+        assert_eq!(traces[1]["id"], 7);
+        assert_eq!(traces[1]["activity"], "TENSOR_QUEUE_INPUT");
+        assert_eq!(
+            traces[1]["tensor"],
+            serde_json::json!({"name": "x", "data": "0.5,-2.0", "shape": "1,2", "dtype": "FP32"})
+        );
+        assert_eq!(traces[2]["tensor"]["data"], "\"a\\\"b\",\"c\"");
+        assert_eq!(traces[2]["tensor"]["shape"], "2");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! When the trace level is not OFF, sampled inference requests (HTTP, gRPC
 //! and gRPC streams alike) are traced. In `triton` mode (tritonserver's
 //! default) each becomes one JSON object with its time stamps in the trace
-//! file (see [`file`]). In `opentelemetry` mode they become spans shaped like
+//! file, followed at level TENSORS by one object for each input and output
+//! tensor (see [`file`]). In `opentelemetry` mode they become spans shaped like
 //! tritonserver's OpenTelemetry mode:
 //!
 //! * `InferRequest` (kind SERVER): the front end's handling, from receiving
@@ -54,6 +55,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use ferrite_backends::NamedTensor;
 use ferrite_scheduler::ComputeTimes;
 
 pub use config::{parse_trace_config, trace_options, TraceConfig, TraceMode, TraceOptions};
@@ -62,7 +64,7 @@ pub use settings::{Given, Output, SettingsView, TraceLevel, TraceSettings, Trace
 
 use context::{SpanId, TraceId};
 use export::Exporter;
-use file::{Timestamp, TraceFileWriter, TraceRecord};
+use file::{TensorRecord, Timestamp, TraceFileWriter, TraceRecord};
 use otlp::{Kind, SpanData, Value};
 
 /// The front end a request came through.
@@ -92,6 +94,24 @@ pub enum Activity {
     RequestStart,
     QueueStart,
     RequestEnd,
+}
+
+/// Where a traced tensor was seen (level TENSORS), with Triton's name for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorActivity {
+    /// An input, as the request was queued.
+    QueueInput,
+    /// An output, as the model answered it.
+    BackendOutput,
+}
+
+impl TensorActivity {
+    fn name(self) -> &'static str {
+        match self {
+            TensorActivity::QueueInput => "TENSOR_QUEUE_INPUT",
+            TensorActivity::BackendOutput => "TENSOR_BACKEND_OUTPUT",
+        }
+    }
 }
 
 impl Activity {
@@ -183,12 +203,9 @@ impl Tracer {
         parent: Option<TraceParent>,
         received: Instant,
     ) -> Option<RequestTrace> {
-        if !self
+        let level = self
             .settings
-            .sample(model, parent.is_some_and(|p| p.sampled))
-        {
-            return None;
-        }
+            .sample(model, parent.is_some_and(|p| p.sampled))?;
         let now = Instant::now();
         let unix_now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -215,6 +232,8 @@ impl Tracer {
             unix_received,
             marks,
             compute: None,
+            level,
+            tensors: Vec::new(),
         })
     }
 
@@ -257,12 +276,26 @@ pub struct RequestTrace {
     marks: Vec<(Activity, Instant)>,
     /// The execution that answered the request.
     compute: Option<ComputeTimes>,
+    /// What the trace records.
+    level: TraceLevel,
+    /// The tensors recorded at level TENSORS.
+    tensors: Vec<TensorRecord>,
 }
 
 impl RequestTrace {
     /// Records the execution that answered the request.
     pub fn set_compute(&mut self, compute: ComputeTimes) {
         self.compute = Some(compute);
+    }
+
+    /// Records `tensors` as seen at `activity`, when the trace's level
+    /// includes TENSORS.
+    pub fn record_tensors(&mut self, activity: TensorActivity, tensors: &[NamedTensor]) {
+        if self.level.tensors {
+            let (id, name) = (self.number, activity.name());
+            self.tensors
+                .extend(tensors.iter().map(|t| TensorRecord::new(id, name, t)));
+        }
     }
 
     /// Records `activity` as happening now.
@@ -304,7 +337,7 @@ impl RequestTrace {
         });
         match &self.sink {
             Sink::OpenTelemetry(exporter) => self.export(exporter, error),
-            Sink::File(writer) => writer.submit(&self.record()),
+            Sink::File(writer) => writer.submit(&self.record(), &self.tensors),
             Sink::Nowhere => {}
         }
     }
@@ -323,15 +356,19 @@ impl RequestTrace {
             .unwrap_or_default()
     }
 
-    /// The trace as Triton's trace file holds it: every event in time order.
+    /// The trace as Triton's trace file holds it: every event in time
+    /// order, at level TIMESTAMPS.
     fn record(&self) -> TraceRecord {
-        let mut timestamps: Vec<Timestamp> = self
-            .marks
-            .iter()
-            .map(|&(activity, at)| (activity.name(), self.unix(at)))
-            .chain(self.compute_events())
-            .map(|(name, ns)| Timestamp { name, ns })
-            .collect();
+        let mut timestamps: Vec<Timestamp> = if self.level.timestamps {
+            self.marks
+                .iter()
+                .map(|&(activity, at)| (activity.name(), self.unix(at)))
+                .chain(self.compute_events())
+                .map(|(name, ns)| Timestamp { name, ns })
+                .collect()
+        } else {
+            Vec::new()
+        };
         timestamps.sort_by_key(|t| t.ns);
         TraceRecord {
             id: self.number,

@@ -2,7 +2,8 @@
 //! and the sampling decision they drive.
 //!
 //! Settings are strings or string lists, as the extension shows them:
-//! `trace_level` (`["OFF"]` or `["TIMESTAMPS"]`), `trace_rate` (one of every
+//! `trace_level` (`["OFF"]`, or `TIMESTAMPS`, `TENSORS` or both; TENSORS
+//! only in triton mode), `trace_rate` (one of every
 //! N requests is traced; 0 traces only requests whose client propagated a
 //! sampled parent), `trace_count` (traces left to collect; -1 is
 //! unlimited; it counts down as traces are collected), and where traces go:
@@ -27,30 +28,42 @@ use serde::Serialize;
 use super::config::TraceMode;
 use crate::error::ServerError;
 
-/// What is traced: nothing, or the request's time stamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceLevel {
-    Off,
-    Timestamps,
+/// What is traced: any of the request's time stamps (TIMESTAMPS) and its
+/// input and output tensors (TENSORS); neither is OFF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TraceLevel {
+    pub timestamps: bool,
+    pub tensors: bool,
 }
 
 impl TraceLevel {
+    pub const OFF: Self = Self {
+        timestamps: false,
+        tensors: false,
+    };
+    pub const TIMESTAMPS: Self = Self {
+        timestamps: true,
+        tensors: false,
+    };
+    pub const TENSORS: Self = Self {
+        timestamps: false,
+        tensors: true,
+    };
+
     /// Parses one level name; `what` names the setting in errors.
     pub fn parse(name: &str, what: &str) -> Result<Self, String> {
         match name {
-            "OFF" => Ok(Self::Off),
-            "TIMESTAMPS" => Ok(Self::Timestamps),
-            "TENSORS" => Err(format!(
-                "{what}: level TENSORS is not supported by ferrite (OpenTelemetry traces carry TIMESTAMPS only)"
-            )),
+            "OFF" => Ok(Self::OFF),
+            "TIMESTAMPS" => Ok(Self::TIMESTAMPS),
+            "TENSORS" => Ok(Self::TENSORS),
             other => Err(format!(
-                "{what}: unknown trace level '{other}' (supported: OFF, TIMESTAMPS)"
+                "{what}: unknown trace level '{other}' (supported: OFF, TIMESTAMPS, TENSORS)"
             )),
         }
     }
 
-    /// Several levels together: traced when any of them traces (OFF adds
-    /// nothing), as tritonserver combines repeated levels.
+    /// Several levels together: traced as much as any of them traces (OFF
+    /// adds nothing), as tritonserver combines repeated levels.
     pub fn parse_all<'a>(
         names: impl IntoIterator<Item = &'a str>,
         what: &str,
@@ -58,24 +71,36 @@ impl TraceLevel {
         let mut level = None;
         for name in names {
             let parsed = Self::parse(name, what)?;
-            level = Some(level.unwrap_or(Self::Off).max_with(parsed));
+            level = Some(level.unwrap_or(Self::OFF).with(parsed));
         }
-        level.ok_or_else(|| format!("{what} needs at least one level (OFF or TIMESTAMPS)"))
+        level.ok_or_else(|| format!("{what} needs at least one level (OFF, TIMESTAMPS or TENSORS)"))
     }
 
-    fn max_with(self, other: Self) -> Self {
-        if self == Self::Timestamps || other == Self::Timestamps {
-            Self::Timestamps
-        } else {
-            Self::Off
+    /// What either level traces.
+    pub fn with(self, other: Self) -> Self {
+        Self {
+            timestamps: self.timestamps || other.timestamps,
+            tensors: self.tensors || other.tensors,
         }
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            Self::Off => "OFF",
-            Self::Timestamps => "TIMESTAMPS",
+    pub fn is_off(self) -> bool {
+        self == Self::OFF
+    }
+
+    /// The level as the trace extension lists it.
+    fn names(self) -> Vec<String> {
+        let mut names = Vec::with_capacity(2);
+        if self.timestamps {
+            names.push("TIMESTAMPS".to_string());
         }
+        if self.tensors {
+            names.push("TENSORS".to_string());
+        }
+        if names.is_empty() {
+            names.push("OFF".to_string());
+        }
+        names
     }
 }
 
@@ -92,7 +117,7 @@ impl Default for TraceSettings {
     /// tritonserver's defaults: off, one of every 1000 requests, unlimited.
     fn default() -> Self {
         Self {
-            level: TraceLevel::Off,
+            level: TraceLevel::OFF,
             rate: 1000,
             count: -1,
         }
@@ -199,11 +224,11 @@ impl Table {
     }
 
     fn any_enabled(&self) -> bool {
-        self.level == TraceLevel::Timestamps
+        !self.level.is_off()
             || self
                 .models
                 .values()
-                .any(|o| o.level == Some(TraceLevel::Timestamps))
+                .any(|o| o.level.is_some_and(|l| !l.is_off()))
     }
 }
 
@@ -236,7 +261,7 @@ impl TraceTable {
                 count: Arc::new(AtomicI64::new(settings.count)),
                 models: HashMap::new(),
             }),
-            enabled: AtomicBool::new(settings.level == TraceLevel::Timestamps),
+            enabled: AtomicBool::new(!settings.level.is_off()),
         }
     }
 
@@ -251,7 +276,7 @@ impl TraceTable {
         let table = self.read();
         let (level, rate, count) = table.effective(model);
         SettingsView {
-            trace_level: vec![level.name().to_string()],
+            trace_level: level.names(),
             trace_rate: rate.every.to_string(),
             trace_count: count.load(Ordering::Relaxed).to_string(),
             log_frequency: self.output.log_frequency.to_string(),
@@ -275,11 +300,12 @@ impl TraceTable {
             .map_err(ServerError::invalid)?;
         let turns_on = checked
             .iter()
-            .any(|c| matches!(c, Change::Level(Some(TraceLevel::Timestamps))));
+            .any(|c| matches!(c, Change::Level(Some(level)) if !level.is_off()));
         if turns_on && self.output.mode == TraceMode::Triton && self.output.file.is_empty() {
             return Err(ServerError::invalid(
-                "trace_level TIMESTAMPS in triton mode needs a trace file: start ferrite with \
-                 --trace-config triton,file=PATH (or --trace-config mode=opentelemetry)",
+                "trace_level TIMESTAMPS or TENSORS in triton mode needs a trace file: start \
+                 ferrite with --trace-config triton,file=PATH (or --trace-config \
+                 mode=opentelemetry)",
             ));
         }
         {
@@ -319,30 +345,32 @@ impl TraceTable {
         Ok(self.view(model))
     }
 
-    /// Whether a request for `model` is traced. A request whose client
-    /// propagated a sampled parent is traced whenever the level is not
-    /// OFF, regardless of rate and count (as tritonserver does); others are
-    /// sampled by the rate and take one of the count.
-    pub fn sample(&self, model: &str, parent_sampled: bool) -> bool {
+    /// The level a request for `model` is traced at, `None` when it is not
+    /// traced. A request whose client propagated a sampled parent is traced
+    /// whenever the level is not OFF, regardless of rate and count (as
+    /// tritonserver does); others are sampled by the rate and take one of
+    /// the count.
+    pub fn sample(&self, model: &str, parent_sampled: bool) -> Option<TraceLevel> {
         if !self.enabled.load(Ordering::Relaxed) {
-            return false;
+            return None;
         }
         let table = self.read();
         let (level, rate, count) = table.effective(Some(model));
-        if level == TraceLevel::Off {
-            return false;
+        if level.is_off() {
+            return None;
         }
         if parent_sampled {
-            return true;
+            return Some(level);
         }
-        rate.hit()
+        let sampled = rate.hit()
             && count
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| match left {
                     -1 => Some(-1),
                     left if left > 0 => Some(left - 1),
                     _ => None,
                 })
-                .is_ok()
+                .is_ok();
+        sampled.then_some(level)
     }
 }
 
@@ -367,7 +395,13 @@ fn check(name: &str, given: &Given, for_model: bool, output: &Output) -> Result<
     };
     match name {
         "trace_level" => values
-            .map(|v| TraceLevel::parse_all(v.iter().map(String::as_str), "trace_level"))
+            .map(|v| {
+                let level = TraceLevel::parse_all(v.iter().map(String::as_str), "trace_level")?;
+                if level.tensors && output.mode == TraceMode::OpenTelemetry {
+                    return Err(TENSORS_NEED_FILES.to_string());
+                }
+                Ok(level)
+            })
             .transpose()
             .map(Change::Level),
         "trace_rate" => values
@@ -405,6 +439,10 @@ fn check(name: &str, given: &Given, for_model: bool, output: &Output) -> Result<
     }
 }
 
+/// Why TENSORS is refused in OpenTelemetry mode.
+pub const TENSORS_NEED_FILES: &str = "trace_level TENSORS writes tensors to Triton's trace files \
+     (mode triton); OpenTelemetry spans carry TIMESTAMPS only";
+
 /// A trace count: -1 (unlimited) or more.
 pub fn parse_count(value: &str) -> Result<i64, String> {
     match value.parse::<i64>() {
@@ -438,7 +476,7 @@ mod tests {
     fn on(rate: u32, count: i64) -> TraceTable {
         TraceTable::new(
             TraceSettings {
-                level: TraceLevel::Timestamps,
+                level: TraceLevel::TIMESTAMPS,
                 rate,
                 count,
             },
@@ -456,25 +494,28 @@ mod tests {
             ("1000", "-1")
         );
         assert_eq!(view.trace_mode, "opentelemetry");
-        assert!(!table.sample("m", true));
+        assert!(table.sample("m", true).is_none());
     }
 
     #[test]
     fn rate_samples_one_of_n_and_count_counts_down() {
         let table = on(3, 2);
-        let sampled: Vec<bool> = (0..9).map(|_| table.sample("m", false)).collect();
+        let sampled: Vec<bool> = (0..9).map(|_| table.sample("m", false).is_some()).collect();
         assert_eq!(
             sampled,
             [true, false, false, true, false, false, false, false, false]
         );
         assert_eq!(table.view(None).trace_count, "0");
-        assert!(table.sample("m", true), "a sampled parent is always traced");
+        assert!(
+            table.sample("m", true).is_some(),
+            "a sampled parent is always traced"
+        );
         let unlimited = on(1, -1);
-        assert!((0..5).all(|_| unlimited.sample("m", false)));
+        assert!((0..5).all(|_| unlimited.sample("m", false).is_some()));
         assert_eq!(unlimited.view(None).trace_count, "-1");
         let parents_only = on(0, -1);
-        assert!(!parents_only.sample("m", false));
-        assert!(parents_only.sample("m", true));
+        assert!(parents_only.sample("m", false).is_none());
+        assert!(parents_only.sample("m", true).is_some());
     }
 
     #[test]
@@ -488,20 +529,20 @@ mod tests {
         table
             .update(Some("a"), &change("trace_rate", values(&["1"])))
             .unwrap();
-        assert!(table.sample("a", false));
-        assert!(!table.sample("b", false));
+        assert!(table.sample("a", false).is_some());
+        assert!(table.sample("b", false).is_none());
         // A global change shows through where the model has no override.
         table
             .update(None, &change("trace_count", values(&["7"])))
             .unwrap();
-        assert!(table.sample("a", false));
+        assert!(table.sample("a", false).is_some());
         assert_eq!(table.view(Some("a")).trace_count, "6");
         let view = table
             .update(Some("a"), &change("trace_level", Given::Clear))
             .unwrap();
         assert_eq!(view.trace_level, vec!["OFF"]);
         assert_eq!(view.trace_rate, "1");
-        assert!(!table.sample("a", false));
+        assert!(table.sample("a", false).is_none());
     }
 
     #[test]
@@ -540,5 +581,41 @@ mod tests {
             )
             .unwrap();
         assert_eq!(view.trace_level, vec!["TIMESTAMPS"]);
+    }
+
+    #[test]
+    fn tensors_level_in_triton_mode() {
+        let files = Output {
+            mode: TraceMode::Triton,
+            file: "/tmp/trace.json".into(),
+            log_frequency: 0,
+        };
+        let table = TraceTable::new(TraceSettings::default(), files);
+        let view = table
+            .update(
+                None,
+                &[
+                    ("trace_level".into(), values(&["TENSORS", "TIMESTAMPS"])),
+                    ("trace_rate".into(), values(&["1"])),
+                ],
+            )
+            .unwrap();
+        assert_eq!(view.trace_level, vec!["TIMESTAMPS", "TENSORS"]);
+        assert_eq!(
+            table.sample("m", false),
+            Some(TraceLevel {
+                timestamps: true,
+                tensors: true
+            })
+        );
+        table
+            .update(Some("m"), &change("trace_level", values(&["TENSORS"])))
+            .unwrap();
+        assert_eq!(table.sample("m", false), Some(TraceLevel::TENSORS));
+        assert_eq!(table.view(Some("m")).trace_level, vec!["TENSORS"]);
+        let error = on(1, -1)
+            .update(None, &change("trace_level", values(&["TENSORS"])))
+            .unwrap_err();
+        assert!(error.message.contains("OpenTelemetry"), "{}", error.message);
     }
 }

@@ -145,3 +145,65 @@ async fn one_file_without_log_frequency_and_level_off_writes_nothing() {
         .collect();
     assert_eq!(ids, ["on1", "on2"], "level OFF traced nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn level_tensors_writes_inputs_and_outputs_after_their_trace() {
+    let traces = tempfile::tempdir().unwrap();
+    let file = traces.path().join("trace.json");
+    let file_setting = format!("triton,file={}", file.display());
+    let server = TestServer::start_with(
+        repository_with(&["simple"]),
+        &[
+            "--trace-config",
+            &file_setting,
+            "--trace-config=level=TENSORS",
+            "--trace-config=rate=1",
+        ],
+    )
+    .await
+    .unwrap();
+    let (status, answer) = server.get_json("/v2/models/simple/trace/setting").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["trace_level"], json!(["TENSORS"]));
+    let body = json!({"id": "t", "inputs": [
+        {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": (0..16).collect::<Vec<i32>>()},
+        {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "data": vec![1; 16]},
+    ], "outputs": [{"name": "OUTPUT1"}]});
+    let (status, answer) = server.post_json("/v2/models/simple/infer", &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    server.shutdown().await;
+
+    let traces: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(traces[0]["request_id"], "t");
+    assert!(
+        traces[0].get("timestamps").is_none(),
+        "TENSORS alone records no time stamps: {}",
+        traces[0]
+    );
+    let tensors: Vec<(&str, &str)> = traces[1..]
+        .iter()
+        .map(|t| {
+            assert_eq!(t["id"], traces[0]["id"]);
+            assert_eq!(t["tensor"]["shape"], "1,16");
+            assert_eq!(t["tensor"]["dtype"], "INT32");
+            (
+                t["activity"].as_str().unwrap(),
+                t["tensor"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tensors,
+        [
+            ("TENSOR_QUEUE_INPUT", "INPUT0"),
+            ("TENSOR_QUEUE_INPUT", "INPUT1"),
+            ("TENSOR_BACKEND_OUTPUT", "OUTPUT1"),
+        ]
+    );
+    let data = |i: usize| traces[i]["tensor"]["data"].as_str().unwrap().to_string();
+    let counting: Vec<String> = (0..16).map(|v| v.to_string()).collect();
+    assert_eq!(data(1), counting.join(","));
+    let minus_one: Vec<String> = (-1..15).map(|v| v.to_string()).collect();
+    assert_eq!(data(3), minus_one.join(","), "OUTPUT1 = INPUT0 - INPUT1");
+}

@@ -94,7 +94,7 @@ async fn http_refuses_bad_settings_naming_them() {
     for (body, named) in [
         (json!({"trace_rate": "often"}), "trace_rate"),
         (json!({"trace_count": "-3"}), "trace_count"),
-        (json!({"trace_level": ["TENSORS"]}), "TENSORS"),
+        (json!({"trace_level": ["LOUD"]}), "LOUD"),
         (json!({"trace_mode": "opentelemetry"}), "trace_mode"),
         (json!({"trace_file": "/tmp/trace.json"}), "trace_file"),
         (json!({"log_frequency": "10"}), "log_frequency"),

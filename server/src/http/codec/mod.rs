@@ -29,7 +29,7 @@ use ferrite_backends::NamedTensor;
 pub use binary::{parse_header_length, split_body, BinarySection};
 pub use elements::{parse_datatype, tensor_from_raw, TensorBuilder};
 pub use parameters::{Parameter, Parameters};
-pub use response::{encode_response, EncodedResponse};
+pub use response::{elements_text, encode_response, EncodedResponse};
 
 use crate::error::ServerError;
 use crate::limits::{Limits, RequestBudget};

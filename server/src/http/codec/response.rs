@@ -100,6 +100,17 @@ impl Serialize for TensorData<'_> {
     }
 }
 
+/// A tensor's elements as JSON values separated by commas (its JSON array
+/// without the brackets), the form Triton's trace files give tensor data.
+pub fn elements_text(tensor: &Tensor) -> Result<String, serde_json::Error> {
+    let json = serde_json::to_string(&TensorData(tensor))?;
+    Ok(json
+        .strip_prefix('[')
+        .and_then(|j| j.strip_suffix(']'))
+        .unwrap_or_default()
+        .to_string())
+}
+
 /// Reads little-endian fixed-size elements.
 fn fixed<'a, const N: usize, T>(
     data: &'a [u8],
