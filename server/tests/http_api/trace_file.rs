@@ -2,8 +2,11 @@
 //! default trace mode): every sampled request is one JSON object with its
 //! time stamps, and `log-frequency` splits the traces across files.
 
+use std::path::PathBuf;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tempfile::TempDir;
 
 use crate::common::{repository_with, TestServer};
 
@@ -23,23 +26,29 @@ fn names(trace: &Value) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traces_are_written_to_files_of_log_frequency_traces() {
+/// A server of the `simple` model writing Triton trace files to
+/// `trace.json` in a new folder, with `settings` added; the folder (kept
+/// while it lives) and the file's path.
+async fn traced_server(settings: &[&str]) -> (TestServer, TempDir, PathBuf) {
     let traces = tempfile::tempdir().unwrap();
     let file = traces.path().join("trace.json");
-    let file_setting = format!("triton,file={}", file.display());
-    let server = TestServer::start_with(
-        repository_with(&["simple"]),
-        &[
-            "--trace-config",
-            &file_setting,
-            "--trace-config=triton,log-frequency=2",
-            "--trace-config=level=TIMESTAMPS",
-            "--trace-config=rate=1",
-        ],
-    )
-    .await
-    .unwrap();
+    let file_setting = format!("--trace-config=triton,file={}", file.display());
+    let mut args = vec![file_setting.as_str()];
+    args.extend_from_slice(settings);
+    let server = TestServer::start_with(repository_with(&["simple"]), &args)
+        .await
+        .unwrap();
+    (server, traces, file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_written_to_files_of_log_frequency_traces() {
+    let (server, traces, file) = traced_server(&[
+        "--trace-config=triton,log-frequency=2",
+        "--trace-config=level=TIMESTAMPS",
+        "--trace-config=rate=1",
+    ])
+    .await;
     for id in ["a", "b", "c"] {
         let (status, answer) = server
             .post_json("/v2/models/simple/infer", &request(id))
@@ -113,15 +122,7 @@ async fn traces_are_written_to_files_of_log_frequency_traces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_file_without_log_frequency_and_level_off_writes_nothing() {
-    let traces = tempfile::tempdir().unwrap();
-    let file = traces.path().join("trace.json");
-    let file_setting = format!("triton,file={}", file.display());
-    let server = TestServer::start_with(
-        repository_with(&["simple"]),
-        &["--trace-config", &file_setting, "--trace-config=rate=1"],
-    )
-    .await
-    .unwrap();
+    let (server, _traces, file) = traced_server(&["--trace-config=rate=1"]).await;
     let (status, _) = server
         .post_json("/v2/models/simple/infer", &request("off"))
         .await;
@@ -148,20 +149,8 @@ async fn one_file_without_log_frequency_and_level_off_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn level_tensors_writes_inputs_and_outputs_after_their_trace() {
-    let traces = tempfile::tempdir().unwrap();
-    let file = traces.path().join("trace.json");
-    let file_setting = format!("triton,file={}", file.display());
-    let server = TestServer::start_with(
-        repository_with(&["simple"]),
-        &[
-            "--trace-config",
-            &file_setting,
-            "--trace-config=level=TENSORS",
-            "--trace-config=rate=1",
-        ],
-    )
-    .await
-    .unwrap();
+    let (server, _traces, file) =
+        traced_server(&["--trace-config=level=TENSORS", "--trace-config=rate=1"]).await;
     let (status, answer) = server.get_json("/v2/models/simple/trace/setting").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["trace_level"], json!(["TENSORS"]));
