@@ -11,7 +11,8 @@
 //! tensor, as tritonserver writes them: `activity` TENSOR_QUEUE_INPUT (an
 //! input as the request was queued) or TENSOR_BACKEND_OUTPUT (an output of
 //! the answer), and `tensor` with its `name`, `data` (the elements as JSON
-//! values separated by commas; BYTES elements as JSON strings), `shape`
+//! values separated by commas; BOOL as 1 and 0, BYTES elements as JSON
+//! strings), `shape`
 //! (dimensions separated by commas) and `dtype`.
 //!
 //! With `triton,log-frequency=0` (the default) every trace goes to
@@ -32,7 +33,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use ferrite_backends::NamedTensor;
+use ferrite_backends::{DataType, NamedTensor};
 use serde::Serialize;
 
 use crate::http::codec::elements_text;
@@ -80,16 +81,30 @@ pub struct TracedTensor {
 }
 
 impl TensorRecord {
-    /// `tensor` as trace `id` records it for `activity`. BYTES elements
-    /// that are not UTF-8 leave `data` empty.
+    /// `tensor` as trace `id` records it for `activity`: BOOL elements as 1
+    /// and 0, as tritonserver writes them (and Triton's trace summary tool
+    /// reads them as numbers); BYTES elements that are not UTF-8 leave
+    /// `data` empty.
     pub fn new(id: u64, activity: &'static str, tensor: &NamedTensor) -> Self {
         let shape: Vec<String> = tensor.tensor.shape().iter().map(i64::to_string).collect();
+        let data = match tensor.tensor.dtype() {
+            DataType::Bool => {
+                let bits: Vec<&str> = tensor
+                    .tensor
+                    .data()
+                    .iter()
+                    .map(|&b| if b == 0 { "0" } else { "1" })
+                    .collect();
+                bits.join(",")
+            }
+            _ => elements_text(&tensor.tensor).unwrap_or_default(),
+        };
         Self {
             id,
             activity,
             tensor: TracedTensor {
                 name: tensor.name.clone(),
-                data: elements_text(&tensor.tensor).unwrap_or_default(),
+                data,
                 shape: shape.join(","),
                 dtype: tensor.tensor.dtype().kserve_name(),
             },
@@ -312,7 +327,7 @@ mod tests {
 
     #[test]
     fn tensors_follow_their_trace() {
-        use ferrite_backends::{bytes_codec, DataType, Tensor};
+        use ferrite_backends::{bytes_codec, Tensor};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trace.json");
         let writer = TraceFileWriter::start(path.clone(), 0).unwrap();
@@ -326,6 +341,10 @@ mod tests {
         );
         let strings = bytes_codec::encode([b"a\"b".as_slice(), b"c".as_slice()]);
         let text = NamedTensor::new("s", Tensor::new(DataType::Bytes, vec![2], strings).unwrap());
+        let flags = NamedTensor::new(
+            "b",
+            Tensor::new(DataType::Bool, vec![3], vec![1u8, 0, 1].into()).unwrap(),
+        );
         let mut trace = record(7);
         trace.timestamps.clear();
         writer.submit(
@@ -333,6 +352,7 @@ mod tests {
             &[
                 TensorRecord::new(7, "TENSOR_QUEUE_INPUT", &fp32),
                 TensorRecord::new(7, "TENSOR_BACKEND_OUTPUT", &text),
+                TensorRecord::new(7, "TENSOR_BACKEND_OUTPUT", &flags),
             ],
         );
         writer.shutdown();
@@ -346,6 +366,8 @@ mod tests {
         );
         assert_eq!(traces[2]["tensor"]["data"], "\"a\\\"b\",\"c\"");
         assert_eq!(traces[2]["tensor"]["shape"], "2");
+        assert_eq!(traces[3]["tensor"]["data"], "1,0,1");
+        assert_eq!(traces[3]["tensor"]["dtype"], "BOOL");
     }
 
     #[test]
