@@ -13,6 +13,7 @@ use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::ServerError;
+use crate::trace::SendingTrace;
 
 /// Reads a whole request body of at most `limit` bytes, refusing a larger
 /// one as soon as its `Content-Length` or its data passes the limit, and
@@ -151,6 +152,34 @@ impl http_body::Body for ChainBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A response body that holds a request's trace until the connection has
+/// sent it (or dropped it), so that the trace ends with `HTTP_SEND_END`.
+pub(super) struct TracedBody {
+    pub body: Body,
+    /// Held only to be dropped with the body.
+    pub _trace: SendingTrace,
+}
+
+impl http_body::Body for TracedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

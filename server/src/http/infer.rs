@@ -38,10 +38,20 @@ pub(super) async fn infer(
             .tracer
             .begin(&model.name, model.version, Protocol::Http, parent, received);
     let result = run(&state, &model, &headers, request, trace.as_mut()).await;
-    if let Some(trace) = trace {
-        trace.finish(result.as_ref().err().map(|e| e.message.as_str()));
+    let Some(trace) = trace else {
+        return result.map(into_http);
+    };
+    let trace = trace.sending(result.as_ref().err().map(|e| e.message.as_str()));
+    let (parts, body) = match result {
+        Ok(encoded) => into_http(encoded),
+        Err(error) => error.into_response(),
     }
-    result.map(into_http)
+    .into_parts();
+    let body = Body::new(body::TracedBody {
+        body,
+        _trace: trace,
+    });
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Reads, decodes, runs and encodes one request for `model`.

@@ -6,14 +6,14 @@
 //! `timestamps`, a list of `{"name": ..., "ns": ...}` in time order (the
 //! same events as the OpenTelemetry spans: HTTP_RECV_START, REQUEST_START,
 //! QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START,
-//! COMPUTE_END, REQUEST_END, HTTP_SEND_START, or the gRPC ones; `ns` is
-//! Unix time). At level TENSORS, objects of the same `id` follow it, one per
-//! tensor, as tritonserver writes them: `activity` TENSOR_QUEUE_INPUT (an
-//! input as the request was queued) or TENSOR_BACKEND_OUTPUT (an output of
-//! the answer), and `tensor` with its `name`, `data` (the elements as JSON
-//! values separated by commas; BOOL as 1 and 0, BYTES elements as JSON
-//! strings), `shape`
-//! (dimensions separated by commas) and `dtype`.
+//! COMPUTE_END, REQUEST_END, HTTP_SEND_START, HTTP_SEND_END, or the gRPC
+//! ones; `ns` is Unix time). At level TENSORS, objects of the same `id`
+//! follow it, one per tensor, as tritonserver writes them: `activity`
+//! TENSOR_QUEUE_INPUT (an input as the request was queued) or
+//! TENSOR_BACKEND_OUTPUT (an output of the answer), and `tensor` with its
+//! `name`, `data` (the elements as JSON values separated by commas; BOOL
+//! as 1 and 0, BYTES elements as JSON strings), `shape` (dimensions
+//! separated by commas) and `dtype`.
 //!
 //! With `triton,log-frequency=0` (the default) every trace goes to
 //! `triton,file`, whose array is closed at shutdown. With `N` > 0 the

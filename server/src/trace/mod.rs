@@ -9,9 +9,11 @@
 //! tritonserver's OpenTelemetry mode:
 //!
 //! * `InferRequest` (kind SERVER): the front end's handling, from receiving
-//!   the request to handing the response over for sending. Events
-//!   `HTTP_RECV_START`, `HTTP_RECV_END` (body read) and `HTTP_SEND_START`,
-//!   or `GRPC_WAITREAD_END` (message decoded) and `GRPC_SEND_START`.
+//!   the request to sending the response (HTTP: its body handed to the
+//!   connection; gRPC: the response handed over for sending). Events
+//!   `HTTP_RECV_START`, `HTTP_RECV_END` (body read), `HTTP_SEND_START` and
+//!   `HTTP_SEND_END`, or `GRPC_WAITREAD_END` (message decoded) and
+//!   `GRPC_SEND_START`.
 //! * a child span named after the model: the request inside the model,
 //!   with events `REQUEST_START` (validation begins), `QUEUE_START` (handed
 //!   to the scheduler) and `REQUEST_END` (its answer is back).
@@ -89,6 +91,7 @@ pub enum Activity {
     HttpRecvStart,
     HttpRecvEnd,
     HttpSendStart,
+    HttpSendEnd,
     GrpcWaitReadEnd,
     GrpcSendStart,
     RequestStart,
@@ -120,6 +123,7 @@ impl Activity {
             Activity::HttpRecvStart => "HTTP_RECV_START",
             Activity::HttpRecvEnd => "HTTP_RECV_END",
             Activity::HttpSendStart => "HTTP_SEND_START",
+            Activity::HttpSendEnd => "HTTP_SEND_END",
             Activity::GrpcWaitReadEnd => "GRPC_WAITREAD_END",
             Activity::GrpcSendStart => "GRPC_SEND_START",
             Activity::RequestStart => "REQUEST_START",
@@ -335,13 +339,47 @@ impl RequestTrace {
             Protocol::Http => Activity::HttpSendStart,
             Protocol::Grpc => Activity::GrpcSendStart,
         });
+        self.submit(error);
+    }
+
+    /// Marks `HTTP_SEND_START` now; the trace ends, with `HTTP_SEND_END`,
+    /// when the returned guard is dropped: the HTTP front end keeps it in
+    /// the response body, which the connection drops once it sent it.
+    pub fn sending(mut self, error: Option<&str>) -> SendingTrace {
+        self.mark(Activity::HttpSendStart);
+        SendingTrace {
+            trace: Some(self),
+            error: error.map(str::to_string),
+        }
+    }
+
+    /// Writes the trace or queues its spans for export.
+    fn submit(&self, error: Option<&str>) {
         match &self.sink {
             Sink::OpenTelemetry(exporter) => self.export(exporter, error),
             Sink::File(writer) => writer.submit(&self.record(), &self.tensors),
             Sink::Nowhere => {}
         }
     }
+}
 
+/// A trace whose response is being sent; see [`RequestTrace::sending`].
+#[derive(Debug)]
+pub struct SendingTrace {
+    trace: Option<RequestTrace>,
+    error: Option<String>,
+}
+
+impl Drop for SendingTrace {
+    fn drop(&mut self) {
+        if let Some(mut trace) = self.trace.take() {
+            trace.mark(Activity::HttpSendEnd);
+            trace.submit(self.error.as_deref());
+        }
+    }
+}
+
+impl RequestTrace {
     /// The compute events, when the request was executed.
     fn compute_events(&self) -> Vec<(&'static str, u64)> {
         self.compute

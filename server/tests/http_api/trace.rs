@@ -290,7 +290,12 @@ fn check_request(root: &Span, model: &Span, model_name: &str, protocol: &str) {
         ["REQUEST_START", "QUEUE_START", "REQUEST_END"]
     );
     let root_events = match protocol {
-        "http" => vec!["HTTP_RECV_START", "HTTP_RECV_END", "HTTP_SEND_START"],
+        "http" => vec![
+            "HTTP_RECV_START",
+            "HTTP_RECV_END",
+            "HTTP_SEND_START",
+            "HTTP_SEND_END",
+        ],
         _ => vec!["GRPC_WAITREAD_END", "GRPC_SEND_START"],
     };
     assert_eq!(events(root), root_events);

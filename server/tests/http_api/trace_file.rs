@@ -104,7 +104,8 @@ async fn traces_are_written_to_files_of_log_frequency_traces() {
             "COMPUTE_OUTPUT_START",
             "COMPUTE_END",
             "REQUEST_END",
-            "HTTP_SEND_START"
+            "HTTP_SEND_START",
+            "HTTP_SEND_END"
         ]
     );
     assert_eq!(
@@ -114,7 +115,8 @@ async fn traces_are_written_to_files_of_log_frequency_traces() {
             "HTTP_RECV_END",
             "REQUEST_START",
             "REQUEST_END",
-            "HTTP_SEND_START"
+            "HTTP_SEND_START",
+            "HTTP_SEND_END"
         ],
         "the bad request never reached a queue"
     );
