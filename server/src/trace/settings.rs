@@ -30,7 +30,7 @@ use crate::error::ServerError;
 
 /// What is traced: any of the request's time stamps (TIMESTAMPS) and its
 /// input and output tensors (TENSORS); neither is OFF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceLevel {
     pub timestamps: bool,
     pub tensors: bool,
