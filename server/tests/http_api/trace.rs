@@ -443,7 +443,7 @@ async fn rate_count_and_level_decide_what_is_traced() {
             StatusCode::OK
         );
     }
-    let (status, settings) = get(&s, "/v2/trace/setting").await;
+    let (status, settings) = get_json(&s, "/v2/trace/setting").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(settings["trace_count"], "0", "the count is used up");
     // A sampled parent is traced whatever the count.
@@ -582,7 +582,8 @@ async fn an_unreachable_collector_does_not_hold_requests() {
     s.shutdown().await;
 }
 
-async fn get(s: &TracedServer, path: &str) -> (StatusCode, Value) {
+/// GETs `path` from the server and reads the JSON answer.
+pub async fn get_json(s: &TracedServer, path: &str) -> (StatusCode, Value) {
     let response = s
         .client
         .get(format!("{}{path}", s.http))

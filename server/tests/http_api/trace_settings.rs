@@ -11,7 +11,7 @@ use tonic::Code;
 use tempfile::TempDir;
 
 use crate::common::{repository_with, TestServer};
-use crate::trace::{Collector, TracedServer};
+use crate::trace::{get_json, Collector, TracedServer};
 
 /// A server in tritonserver's default trace mode (Triton trace files), with
 /// a trace file in a temporary folder, which it returns too.
@@ -232,14 +232,4 @@ async fn grpc_trace_setting_reads_changes_and_clears() {
         assert!(error.message().contains(named), "{}", error.message());
     }
     s.shutdown().await;
-}
-
-async fn get_json(s: &TracedServer, path: &str) -> (StatusCode, serde_json::Value) {
-    let response = s
-        .client
-        .get(format!("{}{path}", s.http))
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
 }
